@@ -1,0 +1,303 @@
+"""The replicated key-value state machine applied by every replica.
+
+Deterministic: the same sequence of committed entries gives the same results and
+the same ``snapshot()`` bytes on every replica (dict insertion order is part of
+the state and is kept by snapshots).  It is pure - no clock, no IO.
+
+Commands are msgpack arrays, encoded by :func:`encode_command`::
+
+    [op, client_id, request_id, ack_below, key, value, expected]
+
+- ``op``: one of :class:`KvOp` (get, put, delete, cas, append).
+- ``client_id`` (int >= 0), ``request_id`` (int >= 0), ``ack_below`` (int >= 0):
+  at-most-once execution (the RIFL idea, Lee et al., SOSP 2015, and the client
+  sessions of the Raft thesis section 6.3).  A client numbers its requests; it
+  re-sends a request that timed out with the SAME request id, and tells the
+  server with ``ack_below`` that it has its answer for every id below that
+  value, so those cached results can be dropped.  ``client_id`` 0 means "no
+  session" (no deduplication).
+- keys are ``str`` or ``bytes``; values are ``str`` or ``bytes``.
+
+Because msgpack objects are self-delimiting, a log entry may hold several
+commands simply concatenated; :meth:`KvStateMachine.apply_batch` applies them in
+order.  Every malformed command yields an ``ERROR`` result, never an exception,
+so a bad entry gives the same answer on every replica and cannot stop the apply
+loop.
+
+How deduplication meets unknown outcomes: a client whose request timed out does
+not know whether it was applied.  Retrying with the same request id is safe
+while the session still holds the result (the retry returns the cached result
+instead of executing twice).  Sessions are bounded (``clients_max`` sessions,
+least recently used evicted; ``results_per_client_max`` results each, oldest
+dropped): a retry of a request whose cached result was evicted returns
+``SESSION_EXPIRED`` - a definite "I cannot tell you", so the client must keep
+reporting the original outcome as unknown rather than re-execute it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Union
+
+import msgpack
+
+Key = Union[str, bytes]
+Value = Union[str, bytes]
+
+
+class KvOp(IntEnum):
+    GET = 1
+    PUT = 2
+    DELETE = 3
+    CAS = 4
+    APPEND = 5
+
+
+class KvStatus(IntEnum):
+    OK = 0
+    CAS_FAILED = 1  # the comparison failed; value holds the current value
+    ERROR = 2  # malformed command; value holds the reason (str)
+    STALE_REQUEST = 3  # request id below the client's ack_below: already answered
+    SESSION_EXPIRED = 4  # a retry whose cached result was evicted: outcome unknown
+
+
+@dataclass(frozen=True, slots=True)
+class KvResult:
+    """What applying one command returned.  ``value``: the read value (None when
+    the key is absent) for get, the previous value for delete, the current value
+    on CAS_FAILED, the reason on ERROR, None otherwise."""
+
+    status: KvStatus
+    value: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == KvStatus.OK
+
+    def to_wire(self) -> list[Any]:
+        return [int(self.status), self.value]
+
+    @staticmethod
+    def from_wire(raw: Any) -> KvResult:
+        if not isinstance(raw, (list, tuple)) or len(raw) != 2 or not isinstance(raw[0], int):
+            raise ValueError(f"not a kv result: {raw!r}")
+        return KvResult(KvStatus(raw[0]), raw[1])
+
+
+RESULT_OK = KvResult(KvStatus.OK)
+_COMMAND_FIELDS = 7
+_OPS = frozenset(int(op) for op in KvOp)
+
+
+def encode_command(
+    op: KvOp,
+    key: Key,
+    value: Value | None = None,
+    expected: Value | None = None,
+    client_id: int = 0,
+    request_id: int = 0,
+    ack_below: int = 0,
+) -> bytes:
+    """Encode one command; see the module docstring for the layout."""
+    return msgpack.packb([int(op), client_id, request_id, ack_below, key, value, expected], use_bin_type=True)
+
+
+def decode_command(raw: bytes) -> list[Any]:
+    """Decode and validate one command; raises ValueError when malformed."""
+    try:
+        command = msgpack.unpackb(raw, use_list=True, raw=False, strict_map_key=True)
+    except Exception as error:  # msgpack raises several types for garbage
+        raise ValueError(f"undecodable command: {error}") from error
+    reason = validate_command(command)
+    if reason is not None:
+        raise ValueError(reason)
+    return command
+
+
+def validate_command(command: Any) -> str | None:
+    """Why ``command`` (a decoded msgpack object) is malformed, or None."""
+    if not isinstance(command, list) or len(command) != _COMMAND_FIELDS:
+        return f"a command is a list of {_COMMAND_FIELDS} fields"
+    op, client_id, request_id, ack_below, key, value, expected = command
+    if type(op) is not int or op not in _OPS:
+        return f"unknown op {op!r}"
+    for name, number in (("client_id", client_id), ("request_id", request_id), ("ack_below", ack_below)):
+        if type(number) is not int or number < 0 or number >= 1 << 63:
+            return f"{name} must be an int in [0, 2**63): {number!r}"
+    if not isinstance(key, (str, bytes)):
+        return f"key must be str or bytes: {type(key).__name__}"
+    if op in (KvOp.PUT, KvOp.APPEND, KvOp.CAS) and not isinstance(value, (str, bytes)):
+        return f"{KvOp(op).name.lower()} needs a str or bytes value"
+    if op == KvOp.CAS and expected is not None and not isinstance(expected, (str, bytes)):
+        return "cas expected value must be str, bytes or None (absent)"
+    return None
+
+
+class _Session:
+    """Cached results of one client, oldest first (ids grow per client)."""
+
+    __slots__ = ("ack_below", "evicted_max", "results")
+
+    def __init__(self, ack_below: int = 0, evicted_max: int = -1) -> None:
+        self.ack_below = ack_below
+        # Highest request id whose result the size bound dropped (-1: none).
+        self.evicted_max = evicted_max
+        # Insertion order is id order for a well-behaved client; retries may
+        # arrive out of order, and then an entry lingers until it reaches the
+        # front or the bound evicts it - harmless, the bound still holds.
+        self.results: dict[int, KvResult] = {}
+
+
+class KvStateMachine:
+    """A dict of str|bytes -> str|bytes with at-most-once client sessions."""
+
+    def __init__(self, clients_max: int = 1024, results_per_client_max: int = 32768) -> None:
+        assert clients_max >= 1 and results_per_client_max >= 1, (clients_max, results_per_client_max)
+        self.clients_max = clients_max
+        self.results_per_client_max = results_per_client_max
+        self.data: dict[Key, Value] = {}
+        self._sessions: dict[int, _Session] = {}
+        self.applied_commands = 0
+
+    # ---- reads that do not go through the log (ReadIndex path) -------------
+    def read(self, key: Key) -> Value | None:
+        return self.data.get(key)
+
+    # ---- applying committed entries -----------------------------------------
+    def apply(self, command_bytes: bytes) -> KvResult:
+        """Apply one command; a malformed one gives an ERROR result."""
+        try:
+            command = msgpack.unpackb(command_bytes, use_list=True, raw=False, strict_map_key=True)
+        except Exception as error:
+            self.applied_commands += 1
+            return KvResult(KvStatus.ERROR, f"undecodable command: {type(error).__name__}")
+        return self.apply_decoded(command)
+
+    def apply_batch(self, batch_bytes: bytes) -> list[KvResult]:
+        """Apply concatenated commands in order.  Undecodable trailing bytes give
+        one ERROR result (and end the batch) - the same on every replica."""
+        results: list[KvResult] = []
+        unpacker = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=True, max_buffer_size=max(len(batch_bytes), 1024))
+        unpacker.feed(batch_bytes)
+        consumed = 0
+        try:
+            for command in unpacker:
+                consumed = unpacker.tell()
+                results.append(self.apply_decoded(command))
+        except Exception as error:
+            self.applied_commands += 1
+            results.append(KvResult(KvStatus.ERROR, f"undecodable command: {type(error).__name__}"))
+            return results
+        if consumed != len(batch_bytes):  # a truncated object at the end
+            self.applied_commands += 1
+            results.append(KvResult(KvStatus.ERROR, "truncated command"))
+        return results
+
+    def apply_decoded(self, command: Any) -> KvResult:
+        self.applied_commands += 1
+        reason = validate_command(command)
+        if reason is not None:
+            return KvResult(KvStatus.ERROR, reason)
+        op, client_id, request_id, ack_below, key, value, expected = command
+        if client_id == 0:
+            return self._execute(op, key, value, expected)
+        session = self._sessions.get(client_id)
+        if session is None:
+            session = _Session(ack_below)
+            self._sessions[client_id] = session
+            if len(self._sessions) > self.clients_max:
+                # Least recently used first: dict order, refreshed below.
+                del self._sessions[next(iter(self._sessions))]
+        else:
+            # Refresh recency deterministically (same on every replica).
+            del self._sessions[client_id]
+            self._sessions[client_id] = session
+        if ack_below > session.ack_below:
+            session.ack_below = ack_below
+            results = session.results
+            while results:
+                oldest = next(iter(results))
+                if oldest >= ack_below:
+                    break
+                del results[oldest]
+        if request_id < session.ack_below:
+            return KvResult(KvStatus.STALE_REQUEST, f"request {request_id} below acknowledged {session.ack_below}")
+        cached = session.results.get(request_id)
+        if cached is not None:
+            return cached
+        if request_id <= session.evicted_max:
+            # Maybe executed, its result evicted by the per-client bound: cannot tell.
+            return KvResult(KvStatus.SESSION_EXPIRED, f"result of request {request_id} no longer cached")
+        result = self._execute(op, key, value, expected)
+        session.results[request_id] = result
+        if len(session.results) > self.results_per_client_max:
+            evicted = next(iter(session.results))
+            del session.results[evicted]
+            if evicted > session.evicted_max:
+                session.evicted_max = evicted
+        return result
+
+    def _execute(self, op: int, key: Key, value: Any, expected: Any) -> KvResult:
+        data = self.data
+        if op == KvOp.PUT:
+            data[key] = value
+            return RESULT_OK
+        if op == KvOp.GET:
+            return KvResult(KvStatus.OK, data.get(key))
+        if op == KvOp.DELETE:
+            return KvResult(KvStatus.OK, data.pop(key, None))
+        if op == KvOp.CAS:
+            current = data.get(key)
+            if current != expected or (current is not None and type(current) is not type(expected)):
+                return KvResult(KvStatus.CAS_FAILED, current)
+            data[key] = value
+            return RESULT_OK
+        assert op == KvOp.APPEND, op
+        current = data.get(key)
+        if current is None:
+            data[key] = value
+        elif type(current) is not type(value):
+            return KvResult(KvStatus.ERROR, "append of a value of another type (str vs bytes)")
+        else:
+            data[key] = current + value
+        return RESULT_OK
+
+    # ---- snapshots ------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        sessions = [
+            [client_id, session.ack_below, session.evicted_max, [[rid, int(r.status), r.value] for rid, r in session.results.items()]]
+            for client_id, session in self._sessions.items()
+        ]
+        return msgpack.packb(
+            [1, list(self.data.items()), sessions, self.applied_commands, self.clients_max, self.results_per_client_max],
+            use_bin_type=True,
+        )
+
+    def restore(self, snapshot_bytes: bytes) -> None:
+        """Replace the state with a snapshot; raises ValueError when malformed
+        (a snapshot is produced by a replica, so a bad one is a real error)."""
+        try:
+            version, items, sessions, applied, clients_max, per_client = msgpack.unpackb(
+                snapshot_bytes, use_list=True, raw=False, strict_map_key=False
+            )
+            if version != 1:
+                raise ValueError(f"unknown kv snapshot version {version}")
+            data: dict[Key, Value] = {key: value for key, value in items}
+            restored: dict[int, _Session] = {}
+            for client_id, ack_below, evicted_max, results in sessions:
+                session = _Session(ack_below, evicted_max)
+                for rid, status, value in results:
+                    session.results[rid] = KvResult(KvStatus(status), value)
+                restored[client_id] = session
+        except ValueError:
+            raise
+        except Exception as error:
+            raise ValueError(f"malformed kv snapshot: {error}") from error
+        self.data = data
+        self._sessions = restored
+        self.applied_commands = applied
+        self.clients_max = clients_max
+        self.results_per_client_max = per_client
+
+    def session_count(self) -> int:
+        return len(self._sessions)
