@@ -1,0 +1,280 @@
+"""VXLAN (RFC 7348) for Shoal's overlay: tunnels, batch encap/decap, single packets.
+
+Quick use::
+
+    from dataplane.vxlan import Tunnel, decap
+    tunnel = Tunnel(vni=4096, src_ip="192.0.2.1", dst_ip="192.0.2.2",
+                    src_mac="02:00:c0:00:02:01", dst_mac="02:00:c0:00:02:02")
+    packet = tunnel.encap(frame)          # outer Ethernet/IPv4/UDP/VXLAN + frame
+    vni, inner = decap(packet)            # raises a VxlanError subclass naming the reason
+
+Batch use (the fast path, one GIL-free call per batch)::
+
+    tunnel.encap_batch(batch)                       # PacketBatch, in place in the headroom
+    result = Decapsulator(known_vnis=[4096]).decap_batch(batch)
+
+Kernels: the Cython module ``dataplane.vxlan_kernels`` unless ``SHOAL_PURE=1``
+is set or it is not built, then the twin ``dataplane.vxlan_kernels_py``.
+``KERNELS`` names the one in use.
+
+Choices (RFC 7348 s.5 and around it):
+- Outer IPv4 only; an IPv6 underlay is not supported yet.
+- DF is set by default (configurable).  Identification: a per-tunnel 16-bit
+  counter, packet i of a batch gets (next_ip_id + i) mod 2**16.  RFC 6864
+  allows any value for atomic (DF) datagrams; a counter also stays correct
+  when DF is turned off and the underlay fragments.
+- UDP source port: 49152 + 14 bits of a seeded multiply-xorshift hash of the
+  inner L2/L3/L4 flow fields (no Python ``hash()``): one flow, one port.
+- UDP checksum: 0 (none) by default, as RFC 7348 recommends for IPv4; when
+  enabled, computed over pseudo-header and the whole datagram (RFC 768).
+- Decap: reserved bits are ignored on receipt (RFC 7348) unless
+  ``strict_reserved``; a non-zero UDP checksum is verified unless
+  ``verify_udp_checksum=False``; drops are counted by reason
+  (``vxlan_common.DROP_REASONS``).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+from dataplane import vxlan_common as vc
+from dataplane import vxlan_kernels_py
+from dataplane.batch import PacketBatch
+from dataplane.vxlan_common import (  # noqa: F401  (re-exported for callers)
+    DROP_REASONS,
+    EncapError,
+    InvalidAddress,
+    InvalidMAC,
+    InvalidPort,
+    InvalidTTL,
+    InvalidVNI,
+    TunnelConfigError,
+    VxlanError,
+)
+
+
+def _select_kernels() -> ModuleType:
+    if os.environ.get("SHOAL_PURE") == "1":
+        return vxlan_kernels_py
+    try:
+        from dataplane import vxlan_kernels
+    except ImportError:  # extension not built: the twin gives the same results, slowly
+        return vxlan_kernels_py
+    return vxlan_kernels
+
+
+kernels: ModuleType = _select_kernels()
+KERNELS = "python" if kernels is vxlan_kernels_py else "cython"
+
+
+class Tunnel:
+    """One VXLAN tunnel endpoint pair (per-batch defaults; per-packet overrides allowed).
+
+    Not thread-safe: ``next_ip_id`` advances with every packet encapsulated.
+    """
+
+    def __init__(
+        self,
+        vni: int,
+        src_ip: str,
+        dst_ip: str,
+        src_mac: str,
+        dst_mac: str,
+        dst_port: int = vc.VXLAN_PORT_DEFAULT,
+        *,
+        ttl: int = vc.TTL_DEFAULT,
+        tos: int = 0,
+        dont_fragment: bool = True,
+        udp_checksum: bool = False,
+        hash_seed: int = vc.HASH_SEED_DEFAULT,
+        ip_id_start: int = 0,
+        kernels_module: ModuleType | None = None,
+    ) -> None:
+        self.vni = vc.check_vni(vni)
+        self.src_ip = vc.parse_ipv4(src_ip, "source IP")
+        self.dst_ip = vc.parse_ipv4(dst_ip, "destination IP")
+        self.src_mac = vc.parse_mac(src_mac, "source MAC")
+        self.dst_mac = vc.parse_mac(dst_mac, "destination MAC")
+        self.dst_port = vc.check_port(dst_port, "UDP destination port")
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= 255:
+            raise InvalidTTL(f"TTL must be an integer 1..255, got {ttl!r}")
+        if isinstance(tos, bool) or not isinstance(tos, int) or not 0 <= tos <= 255:
+            raise TunnelConfigError(f"TOS must be an integer 0..255, got {tos!r}")
+        if not isinstance(hash_seed, int) or not 0 <= hash_seed < 1 << 64:
+            raise TunnelConfigError(f"hash_seed must be a 64-bit unsigned integer, got {hash_seed!r}")
+        if not isinstance(ip_id_start, int) or not 0 <= ip_id_start <= 0xFFFF:
+            raise TunnelConfigError(f"ip_id_start must be 0..65535, got {ip_id_start!r}")
+        self.ttl = ttl
+        self.tos = tos
+        self.dont_fragment = bool(dont_fragment)
+        self.udp_checksum = bool(udp_checksum)
+        self.hash_seed = hash_seed
+        self.next_ip_id = ip_id_start
+        self.kernels = kernels_module or kernels
+        self.header = vc.build_header_template(
+            vni=self.vni,
+            src_ip=self.src_ip,
+            dst_ip=self.dst_ip,
+            src_mac=self.src_mac,
+            dst_mac=self.dst_mac,
+            dst_port=self.dst_port,
+            ttl=ttl,
+            tos=tos,
+            dont_fragment=self.dont_fragment,
+        )
+
+    def encap_batch(
+        self,
+        batch: PacketBatch,
+        dst_ips: np.ndarray | Sequence[str] | None = None,
+        dst_macs: np.ndarray | Sequence[str] | None = None,
+        udp_checksum: bool | None = None,
+    ) -> None:
+        """Encapsulate every packet of ``batch`` in place (offsets move back 50 bytes).
+
+        ``dst_ips``/``dst_macs``: optional per-packet outer destination (many
+        remote VTEPs in one batch), as a uint32 / flat uint8 array or strings."""
+        dst_ip_array = _ip_array(dst_ips, batch.count)
+        dst_mac_array = _mac_array(dst_macs, batch.count)
+        self.next_ip_id = self.kernels.encap_batch(
+            batch.buffer,
+            batch.offsets,
+            batch.lengths,
+            batch.count,
+            self.header,
+            dst_ip_array,
+            dst_mac_array,
+            self.next_ip_id,
+            self.hash_seed,
+            self.udp_checksum if udp_checksum is None else bool(udp_checksum),
+            batch.slot_size,
+        )
+
+    def encap(self, frame: bytes | bytearray | memoryview, udp_checksum: bool | None = None) -> bytes:
+        """The outer Ethernet/IPv4/UDP/VXLAN packet carrying ``frame``."""
+        batch = PacketBatch.from_frames([frame], headroom=vc.OUTER_HEADER_BYTES)
+        self.encap_batch(batch, udp_checksum=udp_checksum)
+        return batch.frame(0)
+
+    def source_port(self, frame: bytes | bytearray | memoryview) -> int:
+        """The UDP source port this tunnel gives ``frame`` (RFC 7348 s.5 entropy)."""
+        return int(self.kernels.source_port(bytes(frame), self.hash_seed))
+
+    def __repr__(self) -> str:
+        return (
+            f"Tunnel(vni={self.vni}, src_ip={vc.format_ipv4(self.src_ip)!r}, "
+            f"dst_ip={vc.format_ipv4(self.dst_ip)!r}, dst_port={self.dst_port})"
+        )
+
+
+def _ip_array(values: np.ndarray | Sequence[str] | None, count: int) -> np.ndarray | None:
+    if values is None or isinstance(values, np.ndarray):
+        return values
+    return np.array([vc.parse_ipv4(value, "destination IP") for value in values], dtype=np.uint32)
+
+
+def _mac_array(values: np.ndarray | Sequence[str] | None, count: int) -> np.ndarray | None:
+    if values is None or isinstance(values, np.ndarray):
+        return values
+    return np.frombuffer(b"".join(vc.parse_mac(value, "destination MAC") for value in values), dtype=np.uint8).copy()
+
+
+@dataclass(frozen=True)
+class DecapResult:
+    """What ``Decapsulator.decap_batch`` saw, per packet (index = packet in batch)."""
+
+    accepted: int
+    statuses: np.ndarray  # uint8 reason code, 0 = accepted (vxlan_common.DROP_REASONS)
+    vnis: np.ndarray  # uint32 VNI of accepted packets, 0 for drops
+    src_ips: np.ndarray  # uint32 outer IPv4 source of accepted packets (0 at layer "vxlan")
+
+    def reasons(self) -> list[str]:
+        return [DROP_REASONS[int(code)] for code in self.statuses]
+
+
+class Decapsulator:
+    """Batch decapsulation with a fixed policy and running drop counters by reason."""
+
+    def __init__(
+        self,
+        *,
+        layer: str = "ethernet",
+        dst_port: int = vc.VXLAN_PORT_DEFAULT,
+        known_vnis: Iterable[int] | None = None,
+        verify_udp_checksum: bool = True,
+        strict_reserved: bool = False,
+        kernels_module: ModuleType | None = None,
+    ) -> None:
+        if layer not in vc.LAYER_NAMES:
+            raise TunnelConfigError(f"layer must be one of {sorted(vc.LAYER_NAMES)}, got {layer!r}")
+        self.layer = vc.LAYER_NAMES[layer]
+        self.dst_port = vc.check_port(dst_port, "UDP destination port")
+        self.known_vnis = None
+        if known_vnis is not None:
+            checked = sorted({vc.check_vni(vni) for vni in known_vnis})
+            self.known_vnis = np.array(checked, dtype=np.uint32)
+        self.verify_udp_checksum = bool(verify_udp_checksum)
+        self.strict_reserved = bool(strict_reserved)
+        self.kernels = kernels_module or kernels
+        self.counters = vc.new_counters()
+
+    def decap_batch(self, batch: PacketBatch) -> DecapResult:
+        """Strip outer headers of every valid packet in place; count every drop."""
+        count = batch.count
+        statuses = np.zeros(count, dtype=np.uint8)
+        vnis = np.zeros(count, dtype=np.uint32)
+        src_ips = np.zeros(count, dtype=np.uint32)
+        accepted = self.kernels.decap_batch(
+            batch.buffer,
+            batch.offsets,
+            batch.lengths,
+            count,
+            statuses,
+            vnis,
+            src_ips,
+            self.counters,
+            self.layer,
+            self.dst_port,
+            self.known_vnis,
+            self.verify_udp_checksum,
+            self.strict_reserved,
+        )
+        return DecapResult(accepted, statuses, vnis, src_ips)
+
+    def counts(self) -> dict[str, int]:
+        """Running counters by reason name (``accepted`` included)."""
+        return vc.counters_dict(self.counters)
+
+
+def decap(
+    packet: bytes | bytearray | memoryview,
+    *,
+    layer: str = "ethernet",
+    dst_port: int = vc.VXLAN_PORT_DEFAULT,
+    known_vnis: Iterable[int] | None = None,
+    verify_udp_checksum: bool = True,
+    strict_reserved: bool = False,
+    kernels_module: ModuleType | None = None,
+) -> tuple[int, bytes]:
+    """(vni, inner frame) of one packet, or a VxlanError subclass naming why not.
+
+    ``layer``: "ethernet" (full frame), "ipv4" (IP datagram) or "vxlan" (UDP payload)."""
+    decapsulator = Decapsulator(
+        layer=layer,
+        dst_port=dst_port,
+        known_vnis=known_vnis,
+        verify_udp_checksum=verify_udp_checksum,
+        strict_reserved=strict_reserved,
+        kernels_module=kernels_module,
+    )
+    raw = bytes(packet)
+    batch = PacketBatch.from_frames([raw], headroom=0)
+    result = decapsulator.decap_batch(batch)
+    code = int(result.statuses[0])
+    if code != vc.ACCEPTED:
+        raise vc.ERROR_FOR_REASON[code](f"VXLAN packet of {len(raw)} bytes dropped: {DROP_REASONS[code]}")
+    return int(result.vnis[0]), batch.frame(0)
