@@ -1,0 +1,126 @@
+"""Public hypothesis strategies: cluster shapes, workloads, fault schedules, experiments.
+
+For users' own property-based suites (see docs/chaos.md)::
+
+    from hypothesis import given
+    from chaos.strategies import experiments
+    from chaos.testing import run_experiment
+
+    @given(experiments(duration_ms=20_000))
+    def test_my_cluster_survives(experiment):
+        result = run_experiment(experiment)
+        assert result.passed, result.explain()
+
+Every strategy shrinks towards fewer nodes, fewer events and earlier times, so
+a failing example is small before ``chaos.shrink`` even starts.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import strategies as st
+
+from chaos.experiment import CHECKERS, Experiment, KvWorkload, NodeSpec, ServiceOp, Timing, default_nodes
+from chaos.schedule import Event, Schedule
+
+# Faults drawn by default, in shrink order (hypothesis prefers earlier choices).
+DEFAULT_FAULTS: tuple[str, ...] = (
+    "kill-leader", "restart", "heal", "partition", "kill", "heal-all", "pause", "resume",
+    "link", "link-heal", "clock-drift", "clock-heal", "kill-majority",
+)
+PARTITION_MODES = ("isolate-leader", "random-halves", "majorities-ring", "bridge", "one-way")
+
+
+@st.composite
+def cluster_shapes(draw: st.DrawFn, managers: st.SearchStrategy[int] | None = None,
+                   workers: st.SearchStrategy[int] | None = None) -> tuple[NodeSpec, ...]:
+    """Node lists: by default 1, 3 or 5 managers (odd, as Raft advises) and 0-4 workers."""
+    manager_count = draw(managers if managers is not None else st.sampled_from([3, 1, 5]))
+    worker_count = draw(workers if workers is not None else st.integers(0, 4))
+    return default_nodes(manager_count, worker_count)
+
+
+@st.composite
+def kv_workloads(draw: st.DrawFn) -> KvWorkload:
+    return KvWorkload(
+        clients=draw(st.integers(1, 5)),
+        key_count=draw(st.integers(1, 3)),
+        interval_ms=draw(st.sampled_from([100, 50, 200, 20])),
+        timeout_ms=draw(st.sampled_from([1000, 500, 2000])),
+        mix=(("get", draw(st.integers(0, 3))), ("put", draw(st.integers(1, 3))), ("cas", draw(st.integers(0, 2)))),
+    )
+
+
+@st.composite
+def fault_events(draw: st.DrawFn, managers: Sequence[str], workers: Sequence[str], duration_ms: int,
+                 faults: Sequence[str] = DEFAULT_FAULTS) -> Event:
+    """One event at a time within [0, duration_ms] on the named nodes."""
+    nodes = list(managers) + list(workers)
+    at_ms = draw(st.integers(0, duration_ms // 100)) * 100
+    fault = draw(st.sampled_from(list(faults)))
+    node_target = st.sampled_from(["random-manager", "leader", "follower", *nodes])
+    params: dict[str, object] = {}
+    target: str | None = None
+    if fault in ("kill", "pause", "clock-drift"):
+        target = draw(node_target)
+    if fault in ("kill", "kill-leader", "kill-majority"):
+        if draw(st.booleans()):
+            params["lose_unpersisted"] = True
+    if fault == "restart":
+        target = "killed"
+    if fault == "resume":
+        target = "paused"
+    if fault == "partition":
+        params["mode"] = draw(st.sampled_from(PARTITION_MODES))
+    if fault == "link":
+        mode = draw(st.sampled_from(["lossy", "slow", "duplicating", "reordering"]))
+        params["mode"] = mode
+        if mode == "lossy":
+            params["loss_probability"] = draw(st.sampled_from([0.1, 0.3, 0.5]))
+        if mode == "slow":
+            params["delay_ms"] = draw(st.sampled_from([20, 100, 300]))
+    if fault == "clock-drift":
+        params["rate"] = draw(st.sampled_from([1.5, 0.5, 2.0]))
+    return Event(at_ms, fault, target, tuple(sorted(params.items())))
+
+
+@st.composite
+def schedules(draw: st.DrawFn, managers: Sequence[str], workers: Sequence[str] = (), duration_ms: int = 30_000,
+              max_events: int = 8, faults: Sequence[str] = DEFAULT_FAULTS) -> Schedule:
+    events = draw(st.lists(fault_events(managers, workers, duration_ms, faults), max_size=max_events))
+    return Schedule(events)
+
+
+@st.composite
+def service_workloads(draw: st.DrawFn, duration_ms: int, name: str = "web") -> tuple[ServiceOp, ...]:
+    if not draw(st.booleans()):
+        return ()
+    ops = [ServiceOp(1000, "create", name, replicas=draw(st.integers(1, 4)))]
+    for _ in range(draw(st.integers(0, 3))):
+        at_ms = draw(st.integers(2, max(2, duration_ms // 1000))) * 1000
+        ops.append(ServiceOp(at_ms, "scale", name, replicas=draw(st.integers(0, 6))))
+    return tuple(sorted(ops, key=lambda op: op.at_ms))
+
+
+@st.composite
+def experiments(draw: st.DrawFn, duration_ms: int = 30_000, max_events: int = 8,
+                shapes: st.SearchStrategy[tuple[NodeSpec, ...]] | None = None,
+                faults: Sequence[str] = DEFAULT_FAULTS, checkers: Sequence[str] = CHECKERS,
+                services: bool = True) -> Experiment:
+    """Whole experiments with a seed; every field is drawn so that it shrinks."""
+    nodes = draw(shapes if shapes is not None else cluster_shapes())
+    managers = [node.name for node in nodes if node.is_manager]
+    workers = [node.name for node in nodes if not node.is_manager]
+    return Experiment(
+        name="hypothesis",
+        seed=draw(st.integers(0, 2**32 - 1)),
+        duration_ms=duration_ms,
+        settle_ms=10_000,
+        nodes=nodes,
+        kv=draw(kv_workloads()),
+        services=draw(service_workloads(duration_ms)) if services else (),
+        schedule=draw(schedules(managers, workers, duration_ms, max_events, faults)),
+        checkers=tuple(checkers),
+        timing=Timing(),
+        convergence_bound_ms=10_000,
+    )
