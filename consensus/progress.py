@@ -1,0 +1,182 @@
+"""What the leader knows about each follower (etcd-io/raft tracker/).
+
+Progress states (etcd tracker/progress.go, Raft thesis 10.2.1 pipelining):
+  PROBE     - we do not know where the follower's log matches; send one
+              append at a time and wait for the answer (or a heartbeat reply).
+  REPLICATE - matching; stream appends optimistically, bounded by Inflights.
+  SNAPSHOT  - the entries it needs are compacted; a snapshot is on its way.
+"""
+from __future__ import annotations
+
+import enum
+from collections import deque
+from typing import Iterable, Optional
+
+from consensus.types import NodeId
+
+
+class ProgressState(enum.IntEnum):
+    PROBE = 0
+    REPLICATE = 1
+    SNAPSHOT = 2
+
+
+class Inflights:
+    """Bounded window of append messages in flight to one follower: at most
+    ``max_messages`` messages and (if > 0) ``max_bytes`` payload bytes."""
+
+    __slots__ = ("max_messages", "max_bytes", "_queue", "bytes_in_flight")
+
+    def __init__(self, max_messages: int, max_bytes: int = 0) -> None:
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._queue: deque[tuple[int, int]] = deque()
+        self.bytes_in_flight = 0
+
+    def add(self, last_index: int, size_bytes: int) -> None:
+        if self.full():
+            raise AssertionError(f"inflights full: {len(self._queue)} messages, {self.bytes_in_flight} bytes")
+        self._queue.append((last_index, size_bytes))
+        self.bytes_in_flight += size_bytes
+
+    def free_le(self, index: int) -> None:
+        """Forget every message whose last index is <= ``index`` (acknowledged)."""
+        queue = self._queue
+        while queue and queue[0][0] <= index:
+            self.bytes_in_flight -= queue.popleft()[1]
+
+    def full(self) -> bool:
+        return len(self._queue) >= self.max_messages or (0 < self.max_bytes <= self.bytes_in_flight)
+
+    def count(self) -> int:
+        return len(self._queue)
+
+    def reset(self) -> None:
+        self._queue.clear()
+        self.bytes_in_flight = 0
+
+
+class Progress:
+    __slots__ = (
+        "match", "next", "state", "pending_snapshot", "recent_active", "last_active_tick",
+        "msg_app_flow_paused", "inflights", "is_learner", "snapshot_elapsed_ticks",
+    )
+
+    def __init__(self, next_index: int, max_inflight_messages: int, max_inflight_bytes: int, is_learner: bool) -> None:
+        self.match = 0
+        self.next = next_index
+        self.state = ProgressState.PROBE
+        self.pending_snapshot = 0
+        self.recent_active = False
+        self.last_active_tick = 0
+        self.msg_app_flow_paused = False
+        self.inflights = Inflights(max_inflight_messages, max_inflight_bytes)
+        self.is_learner = is_learner
+        self.snapshot_elapsed_ticks = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"Progress(state={self.state.name} match={self.match} next={self.next} "
+            f"learner={self.is_learner} paused={self.msg_app_flow_paused} "
+            f"inflight={self.inflights.count()} pending_snapshot={self.pending_snapshot})"
+        )
+
+    def _reset_state(self, state: ProgressState) -> None:
+        self.msg_app_flow_paused = False
+        self.pending_snapshot = 0
+        self.snapshot_elapsed_ticks = 0
+        self.state = state
+        self.inflights.reset()
+
+    def become_probe(self) -> None:
+        if self.state == ProgressState.SNAPSHOT:
+            pending = self.pending_snapshot
+            self._reset_state(ProgressState.PROBE)
+            self.next = max(self.match + 1, pending + 1)
+        else:
+            self._reset_state(ProgressState.PROBE)
+            self.next = self.match + 1
+
+    def become_replicate(self) -> None:
+        self._reset_state(ProgressState.REPLICATE)
+        self.next = self.match + 1
+
+    def become_snapshot(self, snapshot_index: int) -> None:
+        self._reset_state(ProgressState.SNAPSHOT)
+        self.pending_snapshot = snapshot_index
+
+    def sent_entries(self, entry_count: int, size_bytes: int) -> None:
+        if self.state == ProgressState.REPLICATE:
+            if entry_count:
+                self.next += entry_count
+                self.inflights.add(self.next - 1, size_bytes)
+        elif self.state == ProgressState.PROBE:
+            # One probe at a time: wait for its answer or a heartbeat reply.
+            self.msg_app_flow_paused = True
+
+    def maybe_update(self, index: int) -> bool:
+        """An append up to ``index`` was acknowledged; False if stale."""
+        updated = False
+        if self.match < index:
+            self.match = index
+            updated = True
+            self.msg_app_flow_paused = False
+        self.next = max(self.next, index + 1)
+        return updated
+
+    def maybe_decr_to(self, rejected: int, match_hint: int) -> bool:
+        """An append at ``rejected`` was refused; move next back (etcd MaybeDecrTo)."""
+        if self.state == ProgressState.REPLICATE:
+            if rejected <= self.match:
+                return False  # stale rejection
+            self.next = self.match + 1
+            return True
+        if self.next - 1 != rejected:
+            return False  # stale: not the probe we sent last
+        self.next = max(min(rejected, match_hint + 1), self.match + 1)
+        self.msg_app_flow_paused = False
+        return True
+
+    def is_paused(self) -> bool:
+        if self.state == ProgressState.PROBE:
+            return self.msg_app_flow_paused
+        if self.state == ProgressState.REPLICATE:
+            return self.inflights.full()
+        return True
+
+
+def quorum_index(matches: Iterable[int]) -> int:
+    """The highest index replicated on a majority of the given match indexes
+    (0 for an empty set: no quorum, nothing commits)."""
+    ordered = sorted(matches, reverse=True)
+    if not ordered:
+        return 0
+    return ordered[len(ordered) // 2]
+
+
+def majority(count: int) -> int:
+    return count // 2 + 1
+
+
+class VoteResult(enum.IntEnum):
+    PENDING = 0
+    WON = 1
+    LOST = 2
+
+
+def tally(voters: Iterable[NodeId], votes: dict[NodeId, bool]) -> VoteResult:
+    voter_list = list(voters)
+    need = majority(len(voter_list))
+    granted = sum(1 for v in voter_list if votes.get(v) is True)
+    rejected = sum(1 for v in voter_list if votes.get(v) is False)
+    if granted >= need:
+        return VoteResult.WON
+    if len(voter_list) - rejected < need:
+        return VoteResult.LOST
+    return VoteResult.PENDING
+
+
+def optional_progress(progress: dict[NodeId, Progress], node_id: NodeId) -> Optional[Progress]:
+    return progress.get(node_id)
