@@ -167,10 +167,11 @@ cdef void encap_loop(uint8_t* buffer, uint32_t* offsets, uint32_t* lengths, Py_s
     cdef uint32_t src_ip = ck.load_be32(template + 26)
     # Partial IPv4 header sum of the template: its length, ID, checksum are zero,
     # and the destination address is left out when it comes per packet.
-    ip_partial = ck.ones_sum16(template + 14, 20)
+    ip_partial = ck.ones_sum16(template + 14, 16)  # up to the destination address
     pseudo_partial = (src_ip >> 16) + (src_ip & 0xFFFF) + 17
     if dst_ips == NULL:
         dst_ip = ck.load_be32(template + 30)
+        ip_partial += (dst_ip >> 16) + (dst_ip & 0xFFFF)
         pseudo_partial += (dst_ip >> 16) + (dst_ip & 0xFFFF)
     for index in range(count):
         length = lengths[index]
