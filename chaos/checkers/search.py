@@ -1,0 +1,300 @@
+"""The Wing-Gong / Lowe linearizability search over one partition (pure Python).
+
+Algorithm (Wing and Gong, "Testing and verifying concurrent objects", 1993;
+with Lowe's memoization, "Testing for linearizability", 2017; the shape of
+Porcupine's ``checkSingle``):
+
+- The call and return events of the partition's operations are sorted by time
+  into a doubly linked list (arrays ``next_node`` / ``previous_node``; node 0
+  is the head sentinel, the last node the tail sentinel).
+- Walk the list from the head.  At a call, try to linearize that operation
+  now: if the model accepts it and ``(linearized set | op, new state)`` was
+  never seen, push ``(node, old state)``, *lift* the call and its return out
+  of the list, and restart from the head.  At a return, the operation it ends
+  was not linearized before its own response - impossible - so backtrack: pop
+  the last linearized operation, *unlift* it, and try the node after it.
+- The list empties iff a linearization exists; an empty stack at a return
+  means none does.  The cache of ``(bitset, state)`` pairs makes the search
+  visit each configuration once (a configuration fully determines what can
+  follow), which is what makes it practical.
+
+Operations with an unknown outcome carry return time infinity, so their return
+nodes sit at the end of the list: the search may place them anywhere after
+their call, including after everything else (equivalent to "never happened"
+for a write, since nothing can observe it afterwards).
+
+This module is a kernel with no IO: the search is a generator that yields
+every ``BUDGET_CHECK_STEPS`` steps, and its driver charges a :class:`Budget`
+(the checker's clock lives there, injected) or stops it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaos.checkers.models import ILLEGAL
+
+BUDGET_CHECK_STEPS = 2048
+
+
+class BudgetExhausted(Exception):
+    """Raised by a budget to stop the search: the answer is "unknown"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Budget:
+    """Step and time bounds; ``charge`` raises BudgetExhausted when one is spent."""
+
+    def __init__(self, steps_max: int | None = None, deadline: float | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        assert deadline is None or clock is not None, "a deadline needs a clock"
+        self.steps_max = steps_max
+        self.deadline = deadline
+        self.clock = clock
+        self.steps = 0
+
+    def charge(self, steps: int) -> None:
+        self.steps += steps
+        if self.steps_max is not None and self.steps > self.steps_max:
+            raise BudgetExhausted(f"step bound of {self.steps_max} reached")
+        if self.deadline is not None and self.clock is not None and self.clock() > self.deadline:
+            raise BudgetExhausted("time limit reached")
+
+
+@dataclass(slots=True)
+class SearchOutcome:
+    """What the search of one partition found (operation numbers are local)."""
+
+    verdict: str  # "ok" | "illegal" | "unknown"
+    steps: int
+    cache_size: int
+    reason: str = ""
+    # ok: one linearization (local operation numbers in order).
+    linearization: list[int] = field(default_factory=list)
+    # illegal / unknown: the longest partial linearization seen and its states.
+    prefix: list[int] = field(default_factory=list)
+    prefix_states: list[Any] = field(default_factory=list)
+    # The operation whose return was reached with it still unlinearized when
+    # the longest prefix was stuck, and the calls pending at that point.
+    blocked: int = -1
+    pending: list[int] = field(default_factory=list)
+
+
+def search(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int], return_times: Sequence[int | None],
+           initial_state: Hashable, step: Callable[[Any, tuple[Any, ...]], Any], budget: Budget,
+           observers: Sequence[bool] | None = None) -> SearchOutcome:
+    """Run :func:`search_slices` to the end, charging ``budget`` as it goes."""
+    slices = search_slices(calls, invoke_times, return_times, initial_state, step, observers)
+    while True:
+        try:
+            next(slices)
+        except StopIteration as finished:
+            outcome: SearchOutcome = finished.value
+            budget.charge(outcome.steps % BUDGET_CHECK_STEPS)
+            return outcome
+        try:
+            budget.charge(BUDGET_CHECK_STEPS)
+        except BudgetExhausted as exhausted:
+            return stop(slices, exhausted.reason)
+
+
+def stop(slices: Generator[None, None, SearchOutcome], reason: str) -> SearchOutcome:
+    """End a running search early: its verdict becomes unknown, with its best prefix."""
+    try:
+        slices.throw(BudgetExhausted(reason))
+    except StopIteration as finished:
+        return finished.value
+    raise AssertionError("a search kept running after it was stopped")
+
+
+def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
+                  return_times: Sequence[int | None], initial_state: Hashable,
+                  step: Callable[[Any, tuple[Any, ...]], Any],
+                  observers: Sequence[bool] | None = None) -> Generator[None, None, SearchOutcome]:
+    """Is there an order of ``calls`` that respects real time and the model?
+
+    A generator: it yields after every ``BUDGET_CHECK_STEPS`` steps so a
+    scheduler can interleave several partitions (as Porcupine runs them in
+    parallel) and stop them (``stop``); it returns the SearchOutcome.
+
+    ``invoke_times[i] < return_times[i]``; ``None`` return = unknown outcome.
+    ``observers[i]`` marks a pure observer: an operation that, whenever the
+    model accepts it, leaves the state unchanged (a read, a cas whose
+    comparison failed).  Such an operation, once enabled and legal, is
+    linearized at once with no alternative tried: moving it to the front of
+    any completion keeps the completion valid (it changes no state, and no
+    unlinearized operation returned before its call, or the scan would have
+    stopped there).  A partial-order reduction that prunes the orders of
+    reads among writes, the bulk of a read-heavy search.
+    """
+    count = len(calls)
+    assert len(invoke_times) == count == len(return_times), (count, len(invoke_times), len(return_times))
+    if observers is None:
+        observers = [False] * count
+    infinity = max([t for t in return_times if t is not None] + list(invoke_times) + [0]) + 1
+    events: list[tuple[int, int, int]] = []
+    for number in range(count):
+        returned = return_times[number]
+        assert returned is None or returned > invoke_times[number], (number, invoke_times[number], returned)
+        events.append((invoke_times[number], 0, number))
+        # Unknown outcomes return "at infinity"; ties among them break by number.
+        events.append((infinity if returned is None else returned, 1, number))
+    # Calls sort before returns at equal times (concurrent, the permissive choice).
+    events.sort()
+    tail = 2 * count + 1
+    next_node = list(range(1, tail + 1)) + [tail]
+    previous_node = [0] + list(range(0, tail))
+    call_op = [-1] * (tail + 1)  # node -> operation number for call nodes, -1 otherwise
+    return_op = [-1] * (tail + 1)
+    return_node = [0] * count
+    for node, (_, kind, number) in enumerate(events, start=1):
+        if kind == 0:
+            call_op[node] = number
+        else:
+            return_op[node] = number
+            return_node[number] = node
+    bit = [1 << number for number in range(count)]
+    observer = [bool(flag) for flag in observers]
+
+    state: Any = initial_state
+    linearized = 0
+    # The stack of linearized operations: call node, state before, forced?
+    stack_nodes: list[int] = []
+    stack_states: list[Any] = []
+    stack_forced: list[bool] = []
+    cache: set[tuple[int, Any]] = set()
+    best: SearchOutcome = SearchOutcome("illegal", 0, 0, prefix_states=[initial_state])
+    best_length = -1
+    steps = 0
+    check_at = BUDGET_CHECK_STEPS
+    illegal = ILLEGAL
+    node = 0
+    prepass = True  # a new configuration: first linearize every legal enabled observer
+    try:
+        yield  # set up: from here on, a stop (throw) returns the best prefix so far
+        while True:
+            steps += 1
+            if steps >= check_at:
+                check_at += BUDGET_CHECK_STEPS
+                yield
+            if prepass:
+                prepass = False
+                dead = False
+                scan = next_node[0]
+                number = call_op[scan]
+                while number >= 0:  # enabled calls: those before the first return node
+                    if observer[number] and step(state, calls[number]) is not illegal:
+                        new_linearized = linearized | bit[number]
+                        key = (new_linearized, state)
+                        if key in cache:  # explored and failed, so this configuration fails too
+                            dead = True
+                            break
+                        cache.add(key)
+                        stack_nodes.append(scan)
+                        stack_states.append(state)
+                        stack_forced.append(True)
+                        linearized = new_linearized
+                        after = next_node[scan]
+                        before = previous_node[scan]
+                        next_node[before] = after
+                        previous_node[after] = before
+                        match = return_node[number]
+                        after = next_node[match]
+                        before = previous_node[match]
+                        next_node[before] = after
+                        previous_node[after] = before
+                        scan = next_node[0]
+                    else:
+                        scan = next_node[scan]
+                    number = call_op[scan]
+                if next_node[0] == tail:
+                    break  # everything linearized
+                if not dead:
+                    node = next_node[0]
+                    continue
+            else:
+                number = call_op[node]
+                if number >= 0:
+                    # Observers still here are illegal in this state (the prepass took the rest).
+                    if not observer[number]:
+                        new_state = step(state, calls[number])
+                        if new_state is not illegal:
+                            new_linearized = linearized | bit[number]
+                            key = (new_linearized, new_state)
+                            if key not in cache:
+                                cache.add(key)
+                                stack_nodes.append(node)
+                                stack_states.append(state)
+                                stack_forced.append(False)
+                                state = new_state
+                                linearized = new_linearized
+                                # lift the call and its return out of the list
+                                after = next_node[node]
+                                before = previous_node[node]
+                                next_node[before] = after
+                                previous_node[after] = before
+                                match = return_node[number]
+                                after = next_node[match]
+                                before = previous_node[match]
+                                next_node[before] = after
+                                previous_node[after] = before
+                                prepass = True
+                                continue
+                    node = next_node[node]
+                    continue
+                # A return whose operation is not linearized yet: this configuration fails.
+                if len(stack_nodes) > best_length:
+                    best_length = len(stack_nodes)
+                    best = _snapshot(stack_nodes, stack_states, state, call_op, return_op, next_node, node)
+            # Backtrack: pop forced frames (their failure is their parent's), then one free choice.
+            while stack_nodes:
+                node = stack_nodes.pop()
+                state = stack_states.pop()
+                forced = stack_forced.pop()
+                number = call_op[node]
+                linearized ^= bit[number]
+                # unlift: the return first, then the call (reverse of lift)
+                match = return_node[number]
+                next_node[previous_node[match]] = match
+                previous_node[next_node[match]] = match
+                next_node[previous_node[node]] = node
+                previous_node[next_node[node]] = node
+                if not forced:
+                    break
+            else:
+                break  # nothing left to undo: no linearization exists
+            node = next_node[node]
+    except BudgetExhausted as exhausted:
+        best.verdict = "unknown"
+        best.reason = exhausted.reason
+        best.steps = steps
+        best.cache_size = len(cache)
+        return best
+    if next_node[0] == tail:
+        order = [call_op[n] for n in stack_nodes]
+        return SearchOutcome("ok", steps, len(cache), linearization=order)
+    best.verdict = "illegal"
+    best.steps = steps
+    best.cache_size = len(cache)
+    return best
+
+
+def _snapshot(stack_nodes: list[int], stack_states: list[Any], state: Any, call_op: list[int],
+              return_op: list[int], next_node: list[int], stuck_node: int) -> SearchOutcome:
+    """Record the current partial linearization (the furthest one seen so far)."""
+    prefix = [call_op[n] for n in stack_nodes]
+    states = stack_states + [state]  # states[k] = state after the first k operations
+    pending = []
+    node = next_node[0]
+    while node != stuck_node:
+        if call_op[node] >= 0:
+            pending.append(call_op[node])
+        node = next_node[node]
+    blocked = return_op[stuck_node]
+    if blocked not in pending:
+        pending.append(blocked)
+    return SearchOutcome("illegal", 0, 0, prefix=prefix, prefix_states=states, blocked=blocked, pending=pending)
