@@ -1,0 +1,278 @@
+"""The VIP balancer's per-packet path in C: parse, hash, track, pick, NAT.
+
+One ``Kernel`` holds typed views of the balancer's arrays (built by
+``dataplane.balancer.Balancer``); ``process`` runs a whole batch without the
+GIL.  The twin with the same API, and the readable specification of every
+step, is ``dataplane/balancer_py.py``.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+
+from dataplane.conntrack_c cimport (CT_EXPIRED, CT_HITS, CT_INSERTED, CT_MISSES, CT_REMOVED, CT_REOPENED,
+                                    ct_addresses, ct_claim, ct_clear, ct_entry, ct_find, ct_initial_state,
+                                    ct_next_state, ct_ports, ct_reopens, ct_write)
+from dataplane.flowhash_c cimport fastrange32, flow_hash13
+from dataplane.nat_c cimport PARSE_OK, nat_parse, nat_rewrite, parsed_frame
+
+cnp.import_array()
+
+# Verdicts and counters: the order of balancer_py's constants.
+cdef enum:
+    VERDICT_PASS = 0
+    VERDICT_FORWARD = 1
+    VERDICT_REPLY = 2
+    VERDICT_DROP = 3
+    VERDICT_RESET = 4
+
+cdef enum:
+    C_PACKETS = 0
+    C_FORWARD_NEW = 1
+    C_FORWARD_TRACKED = 2
+    C_REPLY_TRACKED = 3
+    C_REPLY_UNTRACKED = 4
+    C_PASS_NON_IPV4 = 5
+    C_PASS_NOT_TCP_UDP = 6
+    C_PASS_NO_SERVICE = 7
+    C_DROP_TRUNCATED = 8
+    C_DROP_BAD_IP_HEADER = 9
+    C_DROP_FRAGMENT = 10
+    C_DROP_NO_BACKEND = 11
+    C_DROP_BAD_SLOT = 12
+    C_RESET_BACKEND_GONE = 13
+    C_REPICK_BACKEND_GONE = 14
+
+cdef enum:
+    S_VIP = 0
+    S_PORT = 1
+    S_PROTOCOL = 2
+    S_TABLE_OFFSET = 3
+    S_TABLE_SIZE = 4
+    S_ON_REMOVED = 5
+    S_VIP_MAC = 6
+
+cdef enum:
+    B_IP = 0
+    B_PORT = 1
+    B_MAC = 2
+    B_GENERATION = 3
+    B_ALIVE = 4
+    B_SERVICE = 5
+
+cdef enum:
+    ON_REMOVED_RESET = 0
+    ON_REMOVED_REPICK = 1
+
+# verdict of each parse outcome other than OK, and its counter
+cdef uint8_t PARSE_VERDICT[6]
+cdef int PARSE_COUNTER[6]
+PARSE_VERDICT[:] = [VERDICT_FORWARD, VERDICT_PASS, VERDICT_PASS, VERDICT_DROP, VERDICT_DROP, VERDICT_DROP]
+PARSE_COUNTER[:] = [C_PACKETS, C_PASS_NON_IPV4, C_PASS_NOT_TCP_UDP, C_DROP_TRUNCATED, C_DROP_BAD_IP_HEADER,
+                    C_DROP_FRAGMENT]
+
+
+cdef inline uint64_t endpoint_key(uint32_t ip, uint32_t port, uint32_t protocol) noexcept nogil:
+    return ((<uint64_t>ip) << 32) | ((<uint64_t>(port & 0xFFFF)) << 16) | ((protocol & 0xFF) << 8) | 1
+
+
+cdef inline int32_t index_find(const uint64_t* keys, const int32_t* values, uint32_t bits,
+                               uint64_t key) noexcept nogil:
+    """Linear probing in a power-of-two table at most half full (so a free slot ends every probe)."""
+    cdef uint64_t mask = ((<uint64_t>1) << bits) - 1
+    cdef uint64_t slot = (key * 0x9E3779B97F4A7C15ULL) >> (64 - bits)
+    while keys[slot] != 0:
+        if keys[slot] == key:
+            return values[slot]
+        slot = (slot + 1) & mask
+    return -1
+
+
+cdef class Kernel:
+    """Typed views of the balancer's arrays; ``process`` runs batches over them."""
+
+    cdef const int64_t[:, ::1] services
+    cdef const int64_t[:, ::1] backends
+    cdef const int32_t[::1] lookup
+    cdef const uint64_t[::1] service_keys
+    cdef const int32_t[::1] service_values
+    cdef uint32_t service_bits
+    cdef const uint64_t[::1] endpoint_keys
+    cdef const int32_t[::1] endpoint_values
+    cdef uint32_t endpoint_bits
+    cdef uint64_t[::1] table
+    cdef uint32_t capacity
+    cdef uint32_t window
+    cdef const uint64_t[::1] timeouts_ns
+    cdef uint64_t[::1] ct_counters
+    cdef uint64_t[::1] counters
+    cdef uint64_t k0, k1
+    cdef readonly object arrays  # keeps every array alive as long as the views
+
+    def __init__(self, services, backends, lookup, service_keys, service_values, int service_bits,
+                 endpoint_keys, endpoint_values, int endpoint_bits, table, int capacity, int window,
+                 timeouts_ns, ct_counters, counters, uint64_t k0, uint64_t k1):
+        if table.shape[0] < 4 * capacity or not 1 <= window <= capacity:
+            raise ValueError("Kernel: conntrack table smaller than its capacity, or bad window")
+        if service_keys.shape[0] != (1 << service_bits) or endpoint_keys.shape[0] != (1 << endpoint_bits):
+            raise ValueError("Kernel: index tables must have 2**bits slots")
+        self.services = services
+        self.backends = backends
+        self.lookup = lookup
+        self.service_keys = service_keys
+        self.service_values = service_values
+        self.service_bits = service_bits
+        self.endpoint_keys = endpoint_keys
+        self.endpoint_values = endpoint_values
+        self.endpoint_bits = endpoint_bits
+        self.table = table
+        self.capacity = capacity
+        self.window = window
+        self.timeouts_ns = timeouts_ns
+        self.ct_counters = ct_counters
+        self.counters = counters
+        self.k0 = k0
+        self.k1 = k1
+        self.arrays = (services, backends, lookup, service_keys, service_values, endpoint_keys,
+                       endpoint_values, table, timeouts_ns, ct_counters, counters)
+
+    def process(self, uint8_t[::1] buffer, const uint32_t[::1] offsets, const uint32_t[::1] lengths,
+                Py_ssize_t count, uint8_t[::1] verdicts, uint64_t now_ns) -> None:
+        """Balance the first ``count`` frames in place; one verdict per frame."""
+        if count < 0 or count > offsets.shape[0] or count > lengths.shape[0] or count > verdicts.shape[0]:
+            raise ValueError(f"process: count {count} outside the batch arrays")
+        with nogil:
+            self._process(&buffer[0], buffer.shape[0], &offsets[0], &lengths[0], count, &verdicts[0], now_ns)
+
+    cdef void _process(self, uint8_t* buffer, Py_ssize_t buffer_bytes, const uint32_t* offsets,
+                       const uint32_t* lengths, Py_ssize_t count, uint8_t* verdicts,
+                       uint64_t now_ns) noexcept nogil:
+        cdef Py_ssize_t packet
+        cdef parsed_frame parsed
+        cdef int status
+        cdef uint8_t* frame
+        cdef uint64_t* counters = &self.counters[0]
+        for packet in range(count):
+            counters[C_PACKETS] += 1
+            if <uint64_t>offsets[packet] + lengths[packet] > <uint64_t>buffer_bytes:
+                verdicts[packet] = VERDICT_DROP
+                counters[C_DROP_BAD_SLOT] += 1
+                continue
+            frame = buffer + offsets[packet]
+            status = nat_parse(frame, lengths[packet], &parsed)
+            if status != PARSE_OK:
+                verdicts[packet] = PARSE_VERDICT[status]
+                counters[PARSE_COUNTER[status]] += 1
+                continue
+            verdicts[packet] = self._balance(frame, &parsed, now_ns)
+
+    cdef uint8_t _balance(self, uint8_t* frame, parsed_frame* parsed, uint64_t now_ns) noexcept nogil:
+        cdef uint64_t* counters = &self.counters[0]
+        cdef int32_t service = index_find(&self.service_keys[0], &self.service_values[0], self.service_bits,
+                                          endpoint_key(parsed.destination_ip, parsed.destination_port,
+                                                       parsed.protocol))
+        if service >= 0:
+            return self._request(frame, parsed, service, now_ns)
+        cdef int32_t backend = index_find(&self.endpoint_keys[0], &self.endpoint_values[0], self.endpoint_bits,
+                                          endpoint_key(parsed.source_ip, parsed.source_port, parsed.protocol))
+        if backend >= 0:
+            return self._reply(frame, parsed, backend, now_ns)
+        counters[C_PASS_NO_SERVICE] += 1
+        return VERDICT_PASS
+
+    cdef inline int32_t _pick(self, int32_t service, uint64_t flow) noexcept nogil:
+        cdef uint32_t size = <uint32_t>self.services[service, S_TABLE_SIZE]
+        return self.lookup[self.services[service, S_TABLE_OFFSET] + fastrange32(<uint32_t>(flow >> 32), size)]
+
+    cdef inline uint64_t _value(self, int32_t backend) noexcept nogil:
+        return ((<uint64_t>self.backends[backend, B_GENERATION]) << 24) | <uint64_t>backend
+
+    cdef uint8_t _request(self, uint8_t* frame, parsed_frame* parsed, int32_t service, uint64_t now_ns) noexcept nogil:
+        cdef uint64_t* counters = &self.counters[0]
+        cdef uint64_t* ct_counters = &self.ct_counters[0]
+        cdef ct_entry* entries = <ct_entry*>&self.table[0]
+        cdef uint64_t flow = flow_hash13(self.k0, self.k1, parsed.protocol, parsed.source_ip,
+                                         parsed.destination_ip, parsed.source_port, parsed.destination_port)
+        cdef uint64_t addresses = ct_addresses(parsed.source_ip, parsed.destination_ip)
+        cdef uint64_t ports = ct_ports(parsed.protocol, parsed.source_port, parsed.destination_port)
+        cdef int64_t index = ct_find(entries, self.capacity, self.window, flow, addresses, ports)
+        cdef int32_t backend = -1
+        cdef uint64_t value
+        cdef uint32_t state
+        cdef ct_entry* entry
+        if index >= 0:
+            entry = &entries[index]
+            if entry.expires_ns <= now_ns:
+                ct_counters[CT_EXPIRED] += 1
+            elif ct_reopens(entry.value & 0xFF, parsed.protocol, parsed.tcp_flags, False):
+                ct_counters[CT_REOPENED] += 1
+            else:
+                ct_counters[CT_HITS] += 1
+                value = entry.value >> 8
+                backend = <int32_t>(value & 0xFFFFFF)
+                state = ct_next_state(entry.value & 0xFF, parsed.protocol, parsed.tcp_flags)
+                if (backend < self.backends.shape[0] and self.backends[backend, B_ALIVE]
+                        and <uint64_t>self.backends[backend, B_GENERATION] == (value >> 24)):
+                    counters[C_FORWARD_TRACKED] += 1
+                elif self.services[service, S_ON_REMOVED] == ON_REMOVED_REPICK:
+                    backend = self._pick(service, flow)
+                    if backend < 0:
+                        ct_clear(entry, ct_counters)
+                        ct_counters[CT_REMOVED] += 1
+                        counters[C_DROP_NO_BACKEND] += 1
+                        return VERDICT_DROP
+                    counters[C_REPICK_BACKEND_GONE] += 1
+                else:
+                    ct_clear(entry, ct_counters)
+                    ct_counters[CT_REMOVED] += 1
+                    counters[C_RESET_BACKEND_GONE] += 1
+                    return VERDICT_RESET
+                entry.value = (self._value(backend) << 8) | state
+                entry.expires_ns = now_ns + self.timeouts_ns[state]
+        if backend < 0:
+            ct_counters[CT_MISSES] += 1
+            backend = self._pick(service, flow)
+            if backend < 0:
+                if index >= 0:
+                    ct_clear(&entries[index], ct_counters)
+                    ct_counters[CT_REMOVED] += 1
+                counters[C_DROP_NO_BACKEND] += 1
+                return VERDICT_DROP
+            if index < 0:
+                index = ct_claim(entries, self.capacity, self.window, flow, now_ns, ct_counters)
+            state = ct_initial_state(parsed.protocol, parsed.tcp_flags)
+            ct_write(&entries[index], addresses, ports, self._value(backend), state,
+                     now_ns + self.timeouts_ns[state])
+            ct_counters[CT_INSERTED] += 1
+            counters[C_FORWARD_NEW] += 1
+        nat_rewrite(frame, parsed, True, <uint32_t>self.backends[backend, B_IP],
+                    <uint32_t>self.backends[backend, B_PORT], self.backends[backend, B_MAC])
+        return VERDICT_FORWARD
+
+    cdef uint8_t _reply(self, uint8_t* frame, parsed_frame* parsed, int32_t backend, uint64_t now_ns) noexcept nogil:
+        cdef uint64_t* counters = &self.counters[0]
+        cdef uint64_t* ct_counters = &self.ct_counters[0]
+        cdef ct_entry* entries = <ct_entry*>&self.table[0]
+        cdef int64_t service = self.backends[backend, B_SERVICE]
+        cdef uint32_t vip = <uint32_t>self.services[service, S_VIP]
+        cdef uint32_t vip_port = <uint32_t>self.services[service, S_PORT]
+        # The entry is keyed by the client-side tuple: client -> VIP.
+        cdef uint64_t flow = flow_hash13(self.k0, self.k1, parsed.protocol, parsed.destination_ip, vip,
+                                         parsed.destination_port, vip_port)
+        cdef int64_t index = ct_find(entries, self.capacity, self.window, flow,
+                                     ct_addresses(parsed.destination_ip, vip),
+                                     ct_ports(parsed.protocol, parsed.destination_port, vip_port))
+        cdef ct_entry* entry
+        cdef uint32_t state
+        if index >= 0 and entries[index].expires_ns > now_ns and (entries[index].value >> 8) == self._value(backend):
+            entry = &entries[index]
+            ct_counters[CT_HITS] += 1
+            state = ct_next_state(entry.value & 0xFF, parsed.protocol, parsed.tcp_flags)
+            entry.value = (entry.value & ~(<uint64_t>0xFF)) | state
+            entry.expires_ns = now_ns + self.timeouts_ns[state]
+            counters[C_REPLY_TRACKED] += 1
+        else:
+            # Stateless SNAT is still right: this backend endpoint belongs to one
+            # service only (the Balancer refuses sharing), so its VIP is known.
+            counters[C_REPLY_UNTRACKED] += 1
+        nat_rewrite(frame, parsed, False, vip, vip_port, self.services[service, S_VIP_MAC])
+        return VERDICT_REPLY

@@ -1,0 +1,39 @@
+"""Keyed hashes in C: SipHash-2-4 of bytes and SipHash-1-3 of 5-tuples.
+
+Thin ``def`` wrappers over the inline functions of ``flowhash_c.pxd``; the
+pure-Python twin with the same API is ``dataplane/flowhash_py.py``.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+from dataplane.flowhash_c cimport flow_hash13, siphash24_bytes
+
+cnp.import_array()
+
+
+def siphash24(uint64_t k0, uint64_t k1, bytes data) -> int:
+    """SipHash-2-4 of ``data`` under the 128-bit key (k0, k1)."""
+    cdef const uint8_t* pointer = <const uint8_t*><char*>data
+    return siphash24_bytes(k0, k1, pointer, len(data))
+
+
+def flow_hash(uint64_t k0, uint64_t k1, uint32_t protocol, uint32_t source_ip, uint32_t destination_ip,
+              uint32_t source_port, uint32_t destination_port) -> int:
+    """SipHash-1-3 of one 5-tuple (see ``flow_hash13`` in the .pxd for the packing)."""
+    return flow_hash13(k0, k1, protocol, source_ip, destination_ip, source_port, destination_port)
+
+
+def flow_hash_array(uint64_t k0, uint64_t k1, const uint8_t[::1] protocols, const uint32_t[::1] source_ips,
+                    const uint32_t[::1] destination_ips, const uint16_t[::1] source_ports,
+                    const uint16_t[::1] destination_ports, uint64_t[::1] out) -> None:
+    """Hash every 5-tuple of the equal-length input arrays into ``out``."""
+    cdef Py_ssize_t count = out.shape[0]
+    if not (protocols.shape[0] == source_ips.shape[0] == destination_ips.shape[0]
+            == source_ports.shape[0] == destination_ports.shape[0] == count):
+        raise ValueError("flow_hash_array: every array must have the length of out")
+    cdef Py_ssize_t index
+    with nogil:
+        for index in range(count):
+            out[index] = flow_hash13(k0, k1, protocols[index], source_ips[index], destination_ips[index],
+                                     source_ports[index], destination_ports[index])

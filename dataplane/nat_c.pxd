@@ -1,0 +1,147 @@
+# cython: language_level=3
+"""Frame parsing and NAT rewrites with RFC 1624 checksum updates, as inline C.
+
+    from dataplane.nat_c cimport nat_parse, nat_rewrite, parsed_frame
+
+The pure-Python twin and readable specification is ``dataplane/nat_py.py``
+(which also states the pass/drop rule for every kind of frame).
+"""
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+
+ctypedef struct parsed_frame:
+    uint32_t l3               # offset of the IPv4 header in the frame
+    uint32_t l4               # offset of the TCP/UDP header in the frame
+    uint32_t protocol
+    uint32_t source_ip
+    uint32_t destination_ip
+    uint32_t source_port
+    uint32_t destination_port
+    uint32_t tcp_flags
+
+
+# Parse results (the order of nat_py.PARSE_NAMES).
+cdef enum:
+    PARSE_OK = 0
+    PARSE_NON_IPV4 = 1
+    PARSE_NOT_TCP_UDP = 2
+    PARSE_TRUNCATED = 3
+    PARSE_BAD_IP_HEADER = 4
+    PARSE_FRAGMENT = 5
+
+cdef enum:
+    ETH_HEADER_BYTES = 14
+    IPV4_HEADER_BYTES_MIN = 20
+    TCP_HEADER_BYTES_MIN = 20
+    UDP_HEADER_BYTES = 8
+
+
+cdef inline uint32_t load16(const uint8_t* pointer) noexcept nogil:
+    return (<uint32_t>pointer[0] << 8) | pointer[1]
+
+
+cdef inline uint32_t load32(const uint8_t* pointer) noexcept nogil:
+    return ((<uint32_t>pointer[0] << 24) | (<uint32_t>pointer[1] << 16)
+            | (<uint32_t>pointer[2] << 8) | pointer[3])
+
+
+cdef inline void store16(uint8_t* pointer, uint32_t value) noexcept nogil:
+    pointer[0] = (value >> 8) & 0xFF
+    pointer[1] = value & 0xFF
+
+
+cdef inline void store32(uint8_t* pointer, uint32_t value) noexcept nogil:
+    pointer[0] = value >> 24
+    pointer[1] = (value >> 16) & 0xFF
+    pointer[2] = (value >> 8) & 0xFF
+    pointer[3] = value & 0xFF
+
+
+cdef inline int nat_parse(const uint8_t* frame, uint32_t length, parsed_frame* out) noexcept nogil:
+    cdef uint32_t ethertype, version_ihl, header_bytes, total_bytes, payload_bytes
+    if length < ETH_HEADER_BYTES:
+        return PARSE_TRUNCATED
+    ethertype = load16(frame + 12)
+    if ethertype != 0x0800:
+        return PARSE_NON_IPV4
+    if length < ETH_HEADER_BYTES + IPV4_HEADER_BYTES_MIN:
+        return PARSE_TRUNCATED
+    version_ihl = frame[ETH_HEADER_BYTES]
+    header_bytes = (version_ihl & 0x0F) * 4
+    if (version_ihl >> 4) != 4 or header_bytes < IPV4_HEADER_BYTES_MIN:
+        return PARSE_BAD_IP_HEADER
+    total_bytes = load16(frame + ETH_HEADER_BYTES + 2)
+    if total_bytes < header_bytes:
+        return PARSE_BAD_IP_HEADER
+    if ETH_HEADER_BYTES + total_bytes > length:
+        return PARSE_TRUNCATED
+    out.protocol = frame[ETH_HEADER_BYTES + 9]
+    if out.protocol != 6 and out.protocol != 17:
+        return PARSE_NOT_TCP_UDP
+    if load16(frame + ETH_HEADER_BYTES + 6) & 0x3FFF:
+        return PARSE_FRAGMENT
+    payload_bytes = total_bytes - header_bytes
+    if payload_bytes < (TCP_HEADER_BYTES_MIN if out.protocol == 6 else UDP_HEADER_BYTES):
+        return PARSE_TRUNCATED
+    out.l3 = ETH_HEADER_BYTES
+    out.l4 = ETH_HEADER_BYTES + header_bytes
+    out.source_ip = load32(frame + ETH_HEADER_BYTES + 12)
+    out.destination_ip = load32(frame + ETH_HEADER_BYTES + 16)
+    out.source_port = load16(frame + out.l4)
+    out.destination_port = load16(frame + out.l4 + 2)
+    out.tcp_flags = frame[out.l4 + 13] if out.protocol == 6 else 0
+    return PARSE_OK
+
+
+cdef inline uint32_t checksum_update(uint32_t check, uint32_t old_address, uint32_t new_address,
+                                     uint32_t old_port, uint32_t new_port) noexcept nogil:
+    """RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') over the changed 16-bit words.
+
+    A folded sum of 0 is written as 0xFFFF first (ones-complement zero has two
+    forms; a full recomputation over non-zero data never yields +0), so the
+    result is bit-identical to recomputing the checksum from scratch.
+    """
+    cdef uint64_t total = (~check & 0xFFFF)
+    total += (~(old_address >> 16) & 0xFFFF) + (new_address >> 16)
+    total += (~old_address & 0xFFFF) + (new_address & 0xFFFF)
+    total += (~old_port & 0xFFFF) + (new_port & 0xFFFF)
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    if total == 0:
+        total = 0xFFFF
+    return (~total) & 0xFFFF
+
+
+cdef inline void nat_rewrite(uint8_t* frame, parsed_frame* parsed, bint destination, uint32_t new_ip,
+                             uint32_t new_port, int64_t new_mac) noexcept nogil:
+    """Rewrite the destination (request) or source (reply) address, port and MAC."""
+    cdef uint32_t address_offset = parsed.l3 + (16 if destination else 12)
+    cdef uint32_t port_offset = parsed.l4 + (2 if destination else 0)
+    cdef uint32_t old_ip, old_port
+    cdef uint32_t check_offset, check
+    cdef uint8_t* mac
+    cdef int byte
+    if destination:
+        old_ip = parsed.destination_ip
+        old_port = parsed.destination_port
+    else:
+        old_ip = parsed.source_ip
+        old_port = parsed.source_port
+    # IPv4 header checksum covers the address only.
+    check = load16(frame + parsed.l3 + 10)
+    store16(frame + parsed.l3 + 10, checksum_update(check, old_ip, new_ip, 0, 0))
+    # TCP/UDP checksums cover the pseudo-header (addresses) and the ports.
+    check_offset = parsed.l4 + (16 if parsed.protocol == 6 else 6)
+    check = load16(frame + check_offset)
+    if parsed.protocol == 6:
+        store16(frame + check_offset, checksum_update(check, old_ip, new_ip, old_port, new_port))
+    elif check != 0:  # RFC 768: UDP checksum 0 means "none"; keep it none
+        check = checksum_update(check, old_ip, new_ip, old_port, new_port)
+        store16(frame + check_offset, check if check != 0 else 0xFFFF)
+    store32(frame + address_offset, new_ip)
+    store16(frame + port_offset, new_port)
+    if new_mac >= 0:
+        mac = frame + (0 if destination else 6)
+        for byte in range(6):
+            mac[byte] = (new_mac >> (8 * (5 - byte))) & 0xFF
