@@ -1,0 +1,183 @@
+"""Maglev tables: shares, disruption, determinism across processes and orders, twin agreement, errors."""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dataplane import maglev_c, maglev_py
+from dataplane.flowhash import SeedError
+from dataplane.maglev import (
+    BackendNameError, EmptyBackendsError, MaglevError, NoActiveBackendError, TableSizeError, WeightError,
+    balance, build_table, disruption, is_prime, slot_counts,
+)
+
+PRIMES_LARGE = [5003, 10007, 65537]
+PRIMES_SMALL = [2, 3, 7, 13, 101, 251, 1009]
+
+names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
+
+
+def weighted_backends(max_count: int, max_weight: int = 10, allow_zero: bool = False):
+    low = 0 if allow_zero else 1
+    return st.dictionaries(names, st.integers(low, max_weight), min_size=1, max_size=max_count).filter(
+        lambda backends: any(backends.values())
+    )
+
+
+@given(weighted_backends(48), st.sampled_from(PRIMES_LARGE), st.integers(0, 2**128 - 1))
+def test_share_of_slots_follows_share_of_weight(backends: dict[str, int], size: int, seed: int) -> None:
+    # The issue's property: size > 100 x backends -> share within 1% (absolute) of weight share.
+    table = build_table(backends, size=size, seed=seed)
+    assert table.shape == (size,) and table.min() >= 0 and table.max() < len(backends)
+    ordered = sorted(backends)
+    counts = slot_counts(table, len(backends))
+    total_weight = sum(backends.values())
+    for index, name in enumerate(ordered):
+        expected = size * backends[name] / total_weight
+        assert abs(counts[index] / size - backends[name] / total_weight) <= 0.01, (name, counts[index], expected)
+        # Stronger, from the credit rule (maglev_py): each turn fills one slot, and
+        # a backend is at most one turn ahead of or behind its weight.
+        assert abs(counts[index] - expected) <= 2.0, (name, counts[index], expected)
+
+
+@settings(max_examples=25)
+@given(st.integers(2, 250), st.integers(0, 2**64 - 1), st.data())
+def test_removing_one_of_n_moves_at_most_one_nth_plus_one_percent(count: int, seed: int, data) -> None:
+    # Measured on the default 65537-slot table: the excess over the ideal 1/N
+    # (Maglev's cascade, paper s.5.3) peaks near 1% for N around 300..500 and
+    # reaches ~2% when M is only 100 x N (e.g. 50 backends in 5003 slots), so
+    # the property is asserted where it holds with margin: N <= 250, M = 65537.
+    size = 65537
+    backends = {f"task-{index}": 1 for index in range(count)}
+    removed = data.draw(st.sampled_from(sorted(backends)), label="removed")
+    before = build_table(backends, size=size, seed=seed)
+    rest = {name: weight for name, weight in backends.items() if name != removed}
+    after = build_table(rest, size=size, seed=seed)
+    moved = disruption(before, sorted(backends), after, sorted(rest))
+    assert moved <= 1 / count + 0.01, (count, moved)
+    # The removed backend's slots must all move; nothing maps to it any more.
+    assert moved >= slot_counts(before, count)[sorted(backends).index(removed)] / size
+
+
+def test_removing_one_of_a_thousand_backends_disrupts_little() -> None:
+    backends = {f"task-{index:04d}": 1 for index in range(1000)}
+    before = build_table(backends)
+    for removed in ("task-0000", "task-0500", "task-0999"):
+        rest = {name: 1 for name in backends if name != removed}
+        moved = disruption(before, sorted(backends), build_table(rest), sorted(rest))
+        assert moved <= 1 / 1000 + 0.01, (removed, moved)
+
+
+@given(weighted_backends(20, allow_zero=True), st.sampled_from(PRIMES_SMALL[2:]), st.integers(0, 2**32))
+def test_weight_zero_backend_is_invisible_in_the_table(backends: dict[str, int], size: int, seed: int) -> None:
+    # Draining (weight 0) earns no turn, so the table equals the one without it.
+    active = {name: weight for name, weight in backends.items() if weight > 0}
+    with_drained = np.array(sorted(backends), dtype=object)[build_table(backends, size=size, seed=seed)]
+    without = np.array(sorted(active), dtype=object)[build_table(active, size=size, seed=seed)]
+    assert (with_drained == without).all()
+
+
+@settings(max_examples=20)
+@given(weighted_backends(6), st.sampled_from(PRIMES_SMALL[1:]), st.integers(0, 2**64 - 1))
+def test_every_insertion_order_gives_the_same_table(backends: dict[str, int], size: int, seed: int) -> None:
+    reference = build_table(backends, size=size, seed=seed)
+    for order in itertools.permutations(backends):
+        assert (build_table({name: backends[name] for name in order}, size=size, seed=seed) == reference).all()
+
+
+@given(weighted_backends(16, max_weight=5, allow_zero=True), st.sampled_from(PRIMES_SMALL), st.integers(0, 2**128 - 1))
+def test_cython_and_twin_agree_exactly(backends: dict[str, int], size: int, seed: int) -> None:
+    encoded = [name.encode() for name in sorted(backends)]
+    weights = np.array([backends[name] for name in sorted(backends)], dtype=np.int64)
+    k0, k1 = seed & (2**64 - 1), seed >> 64
+    offsets_c, skips_c = maglev_c.permutation_parameters(encoded, size, k0, k1)
+    offsets_p, skips_p = maglev_py.permutation_parameters(encoded, size, k0, k1)
+    assert (offsets_c == offsets_p).all() and (skips_c == skips_p).all()
+    assert ((skips_c >= 1) & (skips_c <= max(1, size - 1)) & (offsets_c < size)).all()
+    table_c = maglev_c.populate(encoded, weights, size, k0, k1)
+    table_p = maglev_py.populate(encoded, weights, size, k0, k1)
+    assert table_c.dtype == table_p.dtype == np.int32
+    assert (table_c == table_p).all()
+
+
+def test_thousand_backends_balance_within_one_percent() -> None:
+    table = build_table({f"task-{index:04d}": 1 for index in range(1000)})
+    assert balance(table, 1000) <= 1.01
+
+
+_CHILD = """
+import hashlib, json, sys
+from dataplane.maglev import build_table
+cases = json.loads(sys.argv[1])
+print(json.dumps([hashlib.sha256(build_table(b, size=s, seed=seed).tobytes()).hexdigest() for b, s, seed in cases]))
+"""
+
+
+@pytest.mark.parametrize("pure", ["0", "1"])
+def test_another_process_builds_the_same_tables(pure: str) -> None:
+    cases = [
+        ({"a": 1, "b": 1, "c": 1}, 65537 if pure == "0" else 1009, 0),
+        ({f"svc.{index}": index % 4 + 1 for index in range(50)}, 5003, 2**100 + 7),
+        ({"only": 3, "drained": 0}, 13, 42),
+        ({"ünïcode-✓": 2, "x": 1}, 101, 1),
+    ]
+    expected = [hashlib.sha256(build_table(b, size=s, seed=seed).tobytes()).hexdigest() for b, s, seed in cases]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # A different PYTHONHASHSEED would change any use of hash(): the table must not care.
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "SHOAL_PURE": pure, "PYTHONPATH": root}
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(cases)], capture_output=True, text=True, env=env, cwd=root,
+        check=True, timeout=120,
+    )
+    assert json.loads(result.stdout) == expected
+
+
+def test_known_table_is_stable() -> None:
+    # Pins the hash and the population rule: changing either reshuffles every
+    # flow of a rolling upgrade, so it must be a conscious decision.
+    table = build_table({"a": 1, "b": 2, "c": 1}, size=13, seed=0)
+    assert table.tolist() == [1, 0, 1, 0, 2, 1, 1, 0, 1, 2, 1, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("backends", "size", "seed", "error"),
+    [
+        ({}, 13, 0, EmptyBackendsError),
+        ({"a": 0, "b": 0}, 13, 0, NoActiveBackendError),
+        ({"a": -1}, 13, 0, WeightError),
+        ({"a": 1.5}, 13, 0, WeightError),
+        ({"a": True}, 13, 0, WeightError),
+        ({"a": 2**32}, 13, 0, WeightError),
+        ({"a": 1}, 12, 0, TableSizeError),
+        ({"a": 1}, 65536, 0, TableSizeError),
+        ({"a": 1}, 1, 0, TableSizeError),
+        ({"a": 1}, 0, 0, TableSizeError),
+        ({"a": 1}, -7, 0, TableSizeError),
+        ({"a": 1}, 13.0, 0, TableSizeError),
+        ({"a": 1}, 2**40 + 15, 0, TableSizeError),
+        ({"": 1}, 13, 0, BackendNameError),
+        ({3: 1}, 13, 0, BackendNameError),
+        ({"x" * 300: 1}, 13, 0, BackendNameError),
+        ({"a": 1}, 13, -1, SeedError),
+        ({"a": 1}, 13, 2**128, SeedError),
+        ([("a", 1)], 13, 0, MaglevError),
+    ],
+)
+def test_bad_arguments_raise_typed_errors(backends, size, seed, error) -> None:
+    with pytest.raises(error):
+        build_table(backends, size=size, seed=seed)
+    assert issubclass(error, ValueError)
+
+
+def test_is_prime_matches_trial_division() -> None:
+    for number in range(-3, 2000):
+        assert is_prime(number) == (number >= 2 and all(number % d for d in range(2, number)))
