@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from chaos.checkers.models import ILLEGAL, KVModel, Model, ModelError, RegisterModel
 from chaos.checkers.operations import Operation, pair_operations
-from chaos.checkers.search import BUDGET_CHECK_STEPS, Budget, BudgetExhausted, SearchOutcome, search_slices, stop
+from chaos.checkers.search import Budget, BudgetExhausted, SearchOutcome, search_slices, stop
 from chaos.history import History, Op
 
 Verdict = Literal["ok", "illegal", "unknown"]
@@ -68,7 +68,7 @@ class IllegalPrefix:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "key": _jsonable(self.key),
+            "key": jsonable(self.key),
             "linearized": [{"operation": operation.id, "describe": operation.describe(), "state_after": state}
                            for operation, state in zip(self.linearized, self.states[1:])],
             "initial_state": self.states[0],
@@ -136,14 +136,15 @@ class LinearizabilityResult:
             "ignored": self.ignored,
             "steps": self.steps,
             "elapsed_s": self.elapsed_s,
-            "keys": [{"key": _jsonable(key.key), "verdict": key.verdict, "operations": key.operations,
+            "keys": [{"key": jsonable(key.key), "verdict": key.verdict, "operations": key.operations,
                       "steps": key.steps, "reason": key.reason,
                       "illegal_prefix": None if key.prefix is None or key.verdict == "ok" else key.prefix.to_dict()}
                      for key in self.keys],
         }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A key or value as JSON can hold it (repr for anything else)."""
     return value if value is None or isinstance(value, (str, int, float, bool)) else repr(value)
 
 
@@ -230,26 +231,24 @@ def _check_partitions(partitions: list[tuple[Hashable, list[tuple[Operation, tup
             calls, [operation.invoke_index for operation, _ in members],
             [operation.return_index for operation, _ in members], model.initial_state(), model.step,
             [model.observes_only(call) for call in calls])
+    charged = dict.fromkeys(live, 0)
     stop_reason = ""
     while live and not stop_reason:
         for position in list(live):
             try:
-                next(live[position])
+                steps = next(live[position])
             except StopIteration as finished:
                 outcome: SearchOutcome = finished.value
                 outcomes[position] = outcome
                 del live[position]
-                try:
-                    budget.charge(outcome.steps % BUDGET_CHECK_STEPS)
-                except BudgetExhausted as exhausted:
-                    stop_reason = exhausted.reason
-                if outcome.verdict == "illegal" and not all_keys and not stop_reason:
+                steps = outcome.steps
+                if outcome.verdict == "illegal" and not all_keys:
                     stop_reason = f"not finished: key {partitions[position][0]!r} is already illegal"
-            else:
-                try:
-                    budget.charge(BUDGET_CHECK_STEPS)
-                except BudgetExhausted as exhausted:
-                    stop_reason = exhausted.reason
+            try:
+                budget.charge(steps - charged[position])
+                charged[position] = steps
+            except BudgetExhausted as exhausted:
+                stop_reason = stop_reason or exhausted.reason
             if stop_reason:
                 break
     for position, slices in live.items():

@@ -89,20 +89,22 @@ def search(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int], return
            observers: Sequence[bool] | None = None) -> SearchOutcome:
     """Run :func:`search_slices` to the end, charging ``budget`` as it goes."""
     slices = search_slices(calls, invoke_times, return_times, initial_state, step, observers)
+    charged = 0
     while True:
         try:
-            next(slices)
+            steps = next(slices)
         except StopIteration as finished:
             outcome: SearchOutcome = finished.value
-            budget.charge(outcome.steps % BUDGET_CHECK_STEPS)
+            budget.charge(outcome.steps - charged)
             return outcome
         try:
-            budget.charge(BUDGET_CHECK_STEPS)
+            budget.charge(steps - charged)
+            charged = steps
         except BudgetExhausted as exhausted:
             return stop(slices, exhausted.reason)
 
 
-def stop(slices: Generator[None, None, SearchOutcome], reason: str) -> SearchOutcome:
+def stop(slices: Generator[int, None, SearchOutcome], reason: str) -> SearchOutcome:
     """End a running search early: its verdict becomes unknown, with its best prefix."""
     try:
         slices.throw(BudgetExhausted(reason))
@@ -114,10 +116,11 @@ def stop(slices: Generator[None, None, SearchOutcome], reason: str) -> SearchOut
 def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
                   return_times: Sequence[int | None], initial_state: Hashable,
                   step: Callable[[Any, tuple[Any, ...]], Any],
-                  observers: Sequence[bool] | None = None) -> Generator[None, None, SearchOutcome]:
+                  observers: Sequence[bool] | None = None) -> Generator[int, None, SearchOutcome]:
     """Is there an order of ``calls`` that respects real time and the model?
 
-    A generator: it yields after every ``BUDGET_CHECK_STEPS`` steps so a
+    A generator: it yields its step count after every ``BUDGET_CHECK_STEPS``
+    steps so a
     scheduler can interleave several partitions (as Porcupine runs them in
     parallel) and stop them (``stop``); it returns the SearchOutcome.
 
@@ -175,12 +178,12 @@ def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
     node = 0
     prepass = True  # a new configuration: first linearize every legal enabled observer
     try:
-        yield  # set up: from here on, a stop (throw) returns the best prefix so far
+        yield 0  # set up: from here on, a stop (throw) returns the best prefix so far
         while True:
             steps += 1
             if steps >= check_at:
                 check_at += BUDGET_CHECK_STEPS
-                yield
+                yield steps
             if prepass:
                 prepass = False
                 dead = False
