@@ -16,6 +16,7 @@ a failing example is small before ``chaos.shrink`` even starts.
 """
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from hypothesis import strategies as st
@@ -124,3 +125,40 @@ def experiments(draw: st.DrawFn, duration_ms: int = 30_000, max_events: int = 8,
         timing=Timing(),
         convergence_bound_ms=10_000,
     )
+
+
+def random_schedule(rng: random.Random, managers: Sequence[str], workers: Sequence[str] = (),
+                    duration_ms: int = 60_000, events: int = 8,
+                    faults: Sequence[str] = DEFAULT_FAULTS) -> Schedule:
+    """A schedule drawn from a seeded generator, without hypothesis (for sweeps and
+    benchmarks): the same choices as ``fault_events`` with ``rng`` deciding.
+
+    Faults come in pairs with their heal a few seconds later, so that most of the
+    run has some fault active but the cluster is not simply dead throughout.
+    """
+    nodes = list(managers) + list(workers)
+    heal_of = {"kill": ("restart", "killed"), "kill-leader": ("restart", "killed"),
+               "kill-majority": ("heal-all", None), "pause": ("resume", "paused"),
+               "partition": ("heal", None), "link": ("link-heal", None), "clock-drift": ("clock-heal", None)}
+    drawn: list[Event] = []
+    starters = [fault for fault in faults if fault in heal_of]
+    for _ in range(max(0, events // 2)):
+        at_ms = rng.randrange(0, max(1, duration_ms - 2000) // 100) * 100
+        fault = rng.choice(starters)
+        params: dict[str, object] = {}
+        target: str | None = None
+        if fault in ("kill", "pause", "clock-drift"):
+            target = rng.choice(["random-manager", "leader", "follower", *nodes])
+        if fault in ("kill", "kill-leader") and rng.random() < 0.3:
+            params["lose_unpersisted"] = True
+        if fault == "partition":
+            params["mode"] = rng.choice(PARTITION_MODES)
+        if fault == "link":
+            params["mode"] = rng.choice(["lossy", "slow", "duplicating", "reordering"])
+        if fault == "clock-drift":
+            params["rate"] = rng.choice([0.5, 1.5, 2.0])
+        drawn.append(Event(at_ms, fault, target, tuple(sorted(params.items()))))
+        heal, heal_target = heal_of[fault]
+        heal_ms = min(duration_ms, at_ms + rng.randrange(10, 80) * 100)
+        drawn.append(Event(heal_ms, heal, heal_target))
+    return Schedule(drawn)

@@ -1,0 +1,83 @@
+"""Chaos harness speed: simulated time per wall second, and random schedules per minute.
+
+Two figures (issue 7 targets):
+- simulation speed with 3 managers + 4 workers under the kv workload and a
+  service, no faults: simulated seconds per wall second (target >= 1000x);
+- random 60-simulated-second fault schedules per minute per core with every
+  checker on (target >= 100), run one after another in this process.
+
+    python -m benchmarks chaos [--quick] [--json FILE] [--schedules N]
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+from benchmarks.common import print_table, write_json
+
+DESCRIPTION = "chaos harness: simulated seconds per wall second; random 60 s schedules per minute per core"
+
+
+def _experiment(seed: int, duration_ms: int, settle_ms: int, random_faults: bool):
+    from chaos.experiment import Experiment, KvWorkload, ServiceOp, default_nodes
+    from chaos.schedule import Schedule
+    from chaos.strategies import random_schedule
+
+    nodes = default_nodes(3, 4)
+    schedule = Schedule()
+    if random_faults:
+        schedule = random_schedule(random.Random(seed), [n.name for n in nodes if n.is_manager],
+                                   [n.name for n in nodes if not n.is_manager], duration_ms)
+    return Experiment(name="bench", seed=seed, duration_ms=duration_ms, settle_ms=settle_ms, nodes=nodes,
+                      kv=KvWorkload(clients=3, key_count=3, interval_ms=100, timeout_ms=1000),
+                      services=(ServiceOp(1000, "create", "web", replicas=4),), schedule=schedule,
+                      convergence_bound_ms=max(settle_ms, 1))
+
+
+def measure_speed(duration_s: float) -> dict:
+    from chaos.runner import run_experiment
+
+    experiment = _experiment(1, int(duration_s * 1000), 0, random_faults=False)
+    experiment = experiment.replace(checkers=())
+    started = time.perf_counter()
+    result = run_experiment(experiment, write_png=False)
+    wall_s = time.perf_counter() - started
+    return {"case": "3 managers + 4 workers, kv + service, no faults", "sim_seconds": duration_s,
+            "wall_seconds": round(wall_s, 3), "speedup": round(duration_s / wall_s, 1),
+            "operations": result.stats.get("operations", 0)}
+
+
+def measure_schedules(count: int, duration_s: float) -> dict:
+    from chaos.runner import run_experiment
+
+    started = time.perf_counter()
+    verdicts: dict[str, int] = {}
+    for seed in range(count):
+        result = run_experiment(_experiment(1000 + seed, int(duration_s * 1000), 10_000, random_faults=True),
+                                write_png=False)
+        for check in result.checks:
+            key = f"{check.name}:{check.status}"
+            verdicts[key] = verdicts.get(key, 0) + 1
+    wall_s = time.perf_counter() - started
+    return {"case": f"{count} random {duration_s:.0f} s schedules (+10 s settle), all checkers",
+            "schedules": count, "wall_seconds": round(wall_s, 3),
+            "schedules_per_minute": round(60 * count / wall_s, 1), "verdicts": verdicts}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks chaos", description=DESCRIPTION)
+    parser.add_argument("--quick", action="store_true", help="shorter runs (smoke test)")
+    parser.add_argument("--schedules", type=int, default=0, help="random schedules to run (default 5, quick 2)")
+    parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    args = parser.parse_args(argv)
+    speed = measure_speed(20.0 if args.quick else 120.0)
+    schedules = measure_schedules(args.schedules or (2 if args.quick else 5), 60.0)
+    print_table("chaos simulation speed", ["case", "sim s", "wall s", "x real time", "ops"],
+                [[speed["case"], speed["sim_seconds"], speed["wall_seconds"], speed["speedup"], speed["operations"]]])
+    print_table("random schedules per minute per core", ["case", "wall s", "schedules / min"],
+                [[schedules["case"], schedules["wall_seconds"], schedules["schedules_per_minute"]]])
+    print("verdicts:", ", ".join(f"{key}={value}" for key, value in sorted(schedules["verdicts"].items())))
+    write_json(args.json, {"area": "chaos", "speed": speed, "schedules": schedules,
+                           "targets": {"speedup_min": 1000, "schedules_per_minute_min": 100}})
+    return 0
