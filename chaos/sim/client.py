@@ -1,0 +1,65 @@
+"""Client operations against simulated managers, with Jepsen outcomes.
+
+``status`` is ``ok`` (it happened; ``value`` is the state machine's result
+or the read's value), ``fail`` (it certainly did not happen: refused by a
+non-leader, dropped, overwritten by another leader's entry, node down) or
+``timeout`` (unknown: it may still take effect later).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+OK = "ok"
+FAIL = "fail"
+TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class ClientResult:
+    op_id: int
+    kind: str  # "propose" | "read" | "conf_change"
+    status: str  # OK | FAIL | TIMEOUT
+    value: Any = None
+    error: Optional[str] = None
+    node: int = 0
+    index: int = 0
+    invoke_us: int = 0
+    complete_us: int = 0
+
+
+class ClientOp:
+    """A pending client operation; completes exactly once."""
+
+    __slots__ = ("op_id", "kind", "node", "payload", "callback", "invoke_us", "deadline_us", "result")
+
+    def __init__(self, op_id: int, kind: str, node: int, payload: Any,
+                 callback: Optional[Callable[[ClientResult], None]], invoke_us: int, deadline_us: int) -> None:
+        self.op_id = op_id
+        self.kind = kind
+        self.node = node
+        self.payload = payload
+        self.callback = callback
+        self.invoke_us = invoke_us
+        self.deadline_us = deadline_us
+        self.result: Optional[ClientResult] = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    def complete(self, now_us: int, status: str, value: Any = None, error: Optional[str] = None, index: int = 0) -> None:
+        if self.result is not None:
+            return
+        self.result = ClientResult(self.op_id, self.kind, status, value, error, self.node, index, self.invoke_us, now_us)
+        if self.callback is not None:
+            self.callback(self.result)
+
+
+class DeferredCall:
+    """A client request queued at a paused manager (run when it resumes)."""
+
+    __slots__ = ("call",)
+
+    def __init__(self, call: Callable[[], None]) -> None:
+        self.call = call

@@ -1,0 +1,424 @@
+"""Simulated processes: a manager (RaftNode + Application + SimDisk) and a
+plain process (a worker: anything that exchanges packets, no Raft).
+
+A host turns the core's Ready into simulated effects, in the order the
+Ready docstring prescribes: send ``messages`` now; write the Ready to the
+SimDisk and fsync after ``fsync_latency_us``; only then send
+``messages_after_persist``, install the snapshot, apply committed entries,
+serve reads and ``advance``.
+"""
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
+
+from consensus.errors import ConfChangeError, MalformedMessage, NotLeader, RaftError
+from consensus.raft import Config, RaftNode
+from consensus.types import ConfChange, ConfState, EntryType, Message, Ready, StateRole
+
+from chaos.sim.app import Application
+from chaos.sim.client import FAIL, OK, ClientOp, DeferredCall
+from chaos.sim.disk import SimDisk
+from chaos.sim.rng import derive_rng
+
+if TYPE_CHECKING:
+    from chaos.sim.simulation import Simulation
+
+# Bound on packets held for a paused process (its socket buffer).
+PAUSED_INBOX_PACKETS_MAX = 10_000
+
+
+class ManagerHost:
+    """One Raft manager.  ``raft`` and ``app`` are None while crashed."""
+
+    def __init__(self, sim: "Simulation", node_id: int, conf_state: Optional[ConfState]) -> None:
+        self.sim = sim
+        self.node_id = node_id
+        self.disk = SimDisk(conf_state)
+        self.raft: Optional[RaftNode] = None
+        self.app: Optional[Application] = None
+        self.alive = False
+        self.paused = False
+        self.incarnation = 0
+        self.tick_interval_us = sim.config.tick_interval_us
+        self.inbox: deque[tuple[int, list[Any]]] = deque()
+        self.syncing: Optional[Ready] = None
+        self.pending_proposals: dict[int, tuple[int, ClientOp]] = {}
+        self.pending_reads: dict[bytes, tuple[ClientOp, Any]] = {}
+        self.waiting_reads: list[tuple[int, bytes]] = []
+        self.leader_id = 0
+        self.rng: random.Random = derive_rng(sim.seed, "app", node_id, 0)
+        self.snapshot_index = 0
+        self.dropped_messages = 0
+        self.dropped_proposals = 0
+        self.applied_entries = 0
+
+    # ---------------------------------------------------------- HostContext
+    @property
+    def now_us(self) -> int:
+        return self.sim.now_us
+
+    @property
+    def is_leader(self) -> bool:
+        return self.raft is not None and self.raft.role == StateRole.LEADER
+
+    @property
+    def applied_index(self) -> int:
+        return self.raft.log.applied if self.raft is not None else 0
+
+    def send(self, dst: int, payload: Any) -> None:
+        """Send a non-Raft payload to another process."""
+        if self.alive and not self.paused:
+            self.sim._send_packet(self.node_id, dst, [payload])
+
+    def propose(self, data: bytes, callback: Optional[Callable[[Any], None]] = None) -> None:
+        """Propose from inside the application (leader-only components).
+        ``callback(ClientResult)`` if given; errors are counted, not raised."""
+        self.sim.propose(self.node_id, data, callback=callback, timeout_us=self.sim.config.client_timeout_us)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        assert not self.alive, f"node {self.node_id} already running"
+        self.incarnation += 1
+        sim = self.sim
+        storage = self.disk.durable
+        snapshot = storage.snapshot()
+        cfg = sim.config
+        raft_config = Config(
+            id=self.node_id,
+            voters=(),
+            learners=(),
+            election_ticks=cfg.election_ticks,
+            heartbeat_ticks=cfg.heartbeat_ticks,
+            pre_vote=cfg.pre_vote,
+            check_quorum=cfg.check_quorum,
+            read_only_option=cfg.read_only_option,
+            applied=snapshot.metadata.index,
+            rng=derive_rng(sim.seed, "raft", self.node_id, self.incarnation),
+            **cfg.raft_overrides,
+        )
+        self.raft = RaftNode(raft_config, storage)
+        self.app = sim.app_factory(self.node_id)
+        if not snapshot.is_empty():
+            self.app.restore(snapshot.data)
+        self.snapshot_index = snapshot.metadata.index
+        self.rng = derive_rng(sim.seed, "app", self.node_id, self.incarnation)
+        self.alive = True
+        self.paused = False
+        self.syncing = None
+        self.leader_id = 0
+        self.inbox.clear()
+        sim._schedule(self.tick_interval_us, self._on_tick, self.incarnation, None)
+        self.drain()
+
+    def crash(self, lose_unsynced: bool) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        self.paused = False
+        self.disk.crash(lose_unsynced)
+        self.raft = None
+        self.app = None
+        self.syncing = None
+        self.inbox.clear()
+        # Pending client operations are left to their timeouts: unknown outcome.
+        self.pending_proposals.clear()
+        self.pending_reads.clear()
+        self.waiting_reads.clear()
+
+    def pause(self) -> None:
+        if self.alive:
+            self.paused = True
+
+    def resume(self) -> None:
+        if not self.alive or not self.paused:
+            return
+        self.paused = False
+        while self.inbox and self.alive and not self.paused:
+            src, items = self.inbox.popleft()
+            self._handle_packet(src, items)
+
+    # --------------------------------------------------------------- inputs
+    def _on_tick(self, incarnation: int, _unused: Any) -> None:
+        if incarnation != self.incarnation or not self.alive:
+            return
+        self.sim._schedule(self.tick_interval_us, self._on_tick, incarnation, None)
+        if self.paused:
+            return
+        raft = self.raft
+        assert raft is not None and self.app is not None
+        raft.tick()
+        proposals = self.app.on_tick(self)
+        for data in proposals or ():
+            if raft.role == StateRole.LEADER:
+                try:
+                    raft.propose(data)
+                except RaftError:
+                    self.dropped_proposals += 1
+            else:
+                self.dropped_proposals += 1
+        self.drain()
+
+    def on_packet(self, src: int, items: list[Any]) -> None:
+        if not self.alive:
+            return
+        if self.paused:
+            if len(self.inbox) < PAUSED_INBOX_PACKETS_MAX:
+                self.inbox.append((src, items))
+            else:
+                self.dropped_messages += len(items)
+            return
+        self._handle_packet(src, items)
+
+    def _handle_packet(self, src: int, items: list[Any]) -> None:
+        raft = self.raft
+        assert raft is not None and self.app is not None
+        for item in items:
+            if isinstance(item, Message):
+                try:
+                    raft.step(item)
+                except MalformedMessage:
+                    self.dropped_messages += 1
+            elif isinstance(item, DeferredCall):
+                item.call()
+                if not self.alive:
+                    return
+            else:
+                self.app.on_message(self, src, item)
+        self.drain()
+
+    def client_propose(self, op: ClientOp, data: bytes, conf_change: Optional[ConfChange] = None) -> None:
+        raft = self.raft
+        assert raft is not None
+        try:
+            if conf_change is not None:
+                index = raft.propose_conf_change(conf_change)
+            else:
+                index = raft.propose(data)
+        except NotLeader as error:
+            op.complete(self.sim.now_us, FAIL, error=f"not leader (hint {error.leader_hint})")
+            return
+        except (RaftError, ConfChangeError) as error:
+            op.complete(self.sim.now_us, FAIL, error=str(error))
+            return
+        self.pending_proposals[index] = (raft.term, op)
+        self.drain()
+
+    def client_read(self, op: ClientOp, query: Any) -> None:
+        raft = self.raft
+        assert raft is not None
+        context = b"r%d" % op.op_id
+        try:
+            raft.read_index(context)
+        except NotLeader as error:
+            op.complete(self.sim.now_us, FAIL, error=f"not leader (hint {error.leader_hint})")
+            return
+        self.pending_reads[context] = (op, query)
+        self.drain()
+
+    # ---------------------------------------------------------------- Ready
+    def drain(self) -> None:
+        """Hand every available Ready to the simulated world."""
+        raft = self.raft
+        sim = self.sim
+        while self.alive and self.syncing is None and raft.has_ready():
+            rd = raft.ready()
+            if sim._ready_observers:
+                for observer in sim._ready_observers:
+                    observer.on_ready(sim, self, rd)
+            if rd.soft_state is not None and rd.soft_state.leader_id != self.leader_id:
+                self.leader_id = rd.soft_state.leader_id
+                sim._trace_event("lead", self.node_id, raft.term, self.leader_id)
+                assert self.app is not None
+                self.app.on_leader_change(self, self.leader_id)
+                if not self.alive:
+                    return
+            if rd.messages:
+                self._send_messages(rd.messages)
+            if rd.must_sync:
+                self.disk.write(rd.snapshot, rd.entries, rd.hard_state)
+                latency = sim.config.fsync_latency_us
+                if latency > 0:
+                    self.syncing = rd
+                    sim._schedule(latency, self._on_fsync, self.incarnation, rd)
+                    return
+                self.disk.sync()
+            self._finish(rd)
+
+    def _on_fsync(self, incarnation: int, rd: Ready) -> None:
+        if incarnation != self.incarnation or not self.alive or self.syncing is not rd:
+            return
+        self.disk.sync()
+        self.syncing = None
+        self._finish(rd)
+        self.drain()
+
+    def _send_messages(self, messages: tuple[Message, ...]) -> None:
+        by_destination: dict[int, list[Any]] = {}
+        for message in messages:
+            by_destination.setdefault(message.to, []).append(message)
+        for dst, items in by_destination.items():
+            self.sim._send_packet(self.node_id, dst, items)
+
+    def _finish(self, rd: Ready) -> None:
+        raft = self.raft
+        app = self.app
+        assert raft is not None and app is not None
+        sim = self.sim
+        now = sim.now_us
+        if rd.messages_after_persist:
+            self._send_messages(rd.messages_after_persist)
+        if rd.snapshot is not None:
+            app.restore(rd.snapshot.data)
+            self.snapshot_index = rd.snapshot.metadata.index
+            sim._trace_event("install", self.node_id, rd.snapshot.metadata.index, rd.snapshot.metadata.term)
+            # Proposals covered by the snapshot: outcome unknown here (timeout).
+        if rd.committed_entries:
+            pending = self.pending_proposals
+            for entry in rd.committed_entries:
+                result: Any = None
+                if entry.type == EntryType.CONF_CHANGE:
+                    result = raft.apply_conf_change(ConfChange.decode(entry.data))
+                    sim._trace_event("conf", self.node_id, entry.index, result.voters, result.learners)
+                elif entry.data:
+                    result = app.apply(entry)
+                self.applied_entries += 1
+                if pending:
+                    waiting = pending.pop(entry.index, None)
+                    if waiting is not None:
+                        term, op = waiting
+                        if term == entry.term:
+                            op.complete(now, OK, result, index=entry.index)
+                        else:
+                            op.complete(now, FAIL, error=f"entry {entry.index} was replaced by term {entry.term}")
+            if sim._apply_observers:
+                for observer in sim._apply_observers:
+                    observer.on_apply(sim, self, rd.committed_entries)
+        if rd.read_states:
+            for read_state in rd.read_states:
+                if read_state.context in self.pending_reads:
+                    self.waiting_reads.append((read_state.index, read_state.context))
+        raft.advance(rd)
+        if self.waiting_reads:
+            self._serve_reads()
+        self._maybe_snapshot()
+
+    def _serve_reads(self) -> None:
+        applied = self.raft.log.applied
+        still: list[tuple[int, bytes]] = []
+        for index, context in self.waiting_reads:
+            if index <= applied:
+                entry = self.pending_reads.pop(context, None)
+                if entry is not None:
+                    op, query = entry
+                    op.complete(self.sim.now_us, OK, self.app.read(query), index=index)
+            else:
+                still.append((index, context))
+        self.waiting_reads = still
+
+    def _maybe_snapshot(self) -> None:
+        every = self.sim.config.snapshot_every_entries
+        raft = self.raft
+        if every <= 0 or raft is None:
+            return
+        applied = raft.log.applied
+        if applied - self.snapshot_index < every:
+            return
+        storage = self.disk.durable
+        if applied > storage.last_index():
+            return  # not yet durable (cannot happen: apply follows fsync)
+        storage.create_snapshot(applied, raft.conf_state(), self.app.snapshot())
+        keep = self.sim.config.snapshot_keep_entries
+        if applied - keep > storage.first_index():
+            storage.compact(applied - keep)
+        self.snapshot_index = applied
+        self.sim._trace_event("snapshot", self.node_id, applied)
+
+
+class SimProcess(Protocol):
+    """A non-Raft simulated process (e.g. a swarm worker)."""
+
+    def on_start(self, ctx: "ProcessHost") -> None: ...
+
+    def on_message(self, ctx: "ProcessHost", src: int, payload: Any) -> None: ...
+
+    def on_tick(self, ctx: "ProcessHost") -> None: ...
+
+
+class ProcessHost:
+    """Runs a SimProcess built by ``factory(address)`` at every (re)start.
+    Context for the process: address, now_us, rng, send(dst, payload)."""
+
+    def __init__(self, sim: "Simulation", address: int, factory: Callable[[int], SimProcess]) -> None:
+        self.sim = sim
+        self.address = address
+        self.node_id = address
+        self.factory = factory
+        self.process: Optional[SimProcess] = None
+        self.alive = False
+        self.paused = False
+        self.incarnation = 0
+        self.tick_interval_us = sim.config.tick_interval_us
+        self.inbox: deque[tuple[int, list[Any]]] = deque()
+        self.rng = derive_rng(sim.seed, "process", address, 0)
+        self.dropped_messages = 0
+
+    @property
+    def now_us(self) -> int:
+        return self.sim.now_us
+
+    def send(self, dst: int, payload: Any) -> None:
+        if self.alive and not self.paused:
+            self.sim._send_packet(self.address, dst, [payload])
+
+    def start(self) -> None:
+        assert not self.alive
+        self.incarnation += 1
+        self.rng = derive_rng(self.sim.seed, "process", self.address, self.incarnation)
+        self.process = self.factory(self.address)
+        self.alive = True
+        self.paused = False
+        self.inbox.clear()
+        self.sim._schedule(self.tick_interval_us, self._on_tick, self.incarnation, None)
+        self.process.on_start(self)
+
+    def crash(self, lose_unsynced: bool = False) -> None:
+        self.alive = False
+        self.paused = False
+        self.process = None
+        self.inbox.clear()
+
+    def pause(self) -> None:
+        if self.alive:
+            self.paused = True
+
+    def resume(self) -> None:
+        if not self.alive or not self.paused:
+            return
+        self.paused = False
+        while self.inbox and self.alive and not self.paused:
+            src, items = self.inbox.popleft()
+            for item in items:
+                self.process.on_message(self, src, item)
+
+    def _on_tick(self, incarnation: int, _unused: Any) -> None:
+        if incarnation != self.incarnation or not self.alive:
+            return
+        self.sim._schedule(self.tick_interval_us, self._on_tick, incarnation, None)
+        if not self.paused:
+            self.process.on_tick(self)
+
+    def on_packet(self, src: int, items: list[Any]) -> None:
+        if not self.alive:
+            return
+        if self.paused:
+            if len(self.inbox) < PAUSED_INBOX_PACKETS_MAX:
+                self.inbox.append((src, items))
+            else:
+                self.dropped_messages += len(items)
+            return
+        for item in items:
+            if not self.alive or self.paused:
+                break
+            self.process.on_message(self, src, item)

@@ -1,0 +1,379 @@
+"""The deterministic simulation: virtual time, an event heap, the network,
+managers and processes, faults, clients, observers and the trace.
+
+Determinism: one thread; events are ordered by (time_us, sequence number)
+so ties break in scheduling order; every random choice comes from a
+generator derived from ``SimConfig.seed`` (chaos/sim/rng.py).  The same seed
+and code give the same trace, byte for byte (``trace_digest()``).
+"""
+from __future__ import annotations
+
+import hashlib
+import heapq
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional, Union
+
+from consensus.read_only import ReadOnlyOption
+from consensus.types import ConfChange, ConfState, Message, StateRole
+
+from chaos.sim.app import Application, KVApp
+from chaos.sim.client import FAIL, TIMEOUT, ClientOp, ClientResult, DeferredCall
+from chaos.sim.host import ManagerHost, ProcessHost, SimProcess
+from chaos.sim.network import LinkConfig, Network
+from chaos.sim.rng import derive_rng
+
+Host = Union[ManagerHost, ProcessHost]
+
+SECOND_US = 1_000_000
+MILLISECOND_US = 1_000
+
+
+@dataclass
+class SimConfig:
+    """Knobs of one simulated run.  Times are virtual microseconds."""
+
+    seed: int = 0
+    tick_interval_us: int = 100 * MILLISECOND_US
+    election_ticks: int = 10
+    heartbeat_ticks: int = 1
+    pre_vote: bool = True
+    check_quorum: bool = True
+    read_only_option: ReadOnlyOption = ReadOnlyOption.SAFE
+    fsync_latency_us: int = 1 * MILLISECOND_US
+    default_link: LinkConfig = field(default_factory=LinkConfig)
+    client_timeout_us: int = 2 * SECOND_US
+    snapshot_every_entries: int = 0  # 0: never snapshot
+    snapshot_keep_entries: int = 5
+    # Extra consensus.raft.Config fields (e.g. unsafe_skip_figure8_commit_rule=True,
+    # max_uncommitted_entries_bytes=...).
+    raft_overrides: dict[str, Any] = field(default_factory=dict)
+    trace: bool = True
+    # Safety bound: a run never executes more events than this.
+    events_max: int = 50_000_000
+
+
+class Simulation:
+    """See chaos/sim/__init__.py for the tour."""
+
+    def __init__(self, config: SimConfig, app_factory: Optional[Callable[[int], Application]] = None) -> None:
+        self.config = config
+        self.seed = config.seed
+        self.app_factory: Callable[[int], Application] = app_factory or (lambda node_id: KVApp())
+        self.now_us = 0
+        self._heap: list[tuple[int, int, Callable[[Any, Any], None], Any, Any]] = []
+        self._sequence = 0
+        self.events_run = 0
+        self.network = Network(derive_rng(config.seed, "network"), config.default_link)
+        self.hosts: dict[int, Host] = {}
+        self.managers: dict[int, ManagerHost] = {}
+        self.processes: dict[int, ProcessHost] = {}
+        self.trace: list[tuple] = []
+        self._trace_on = config.trace
+        self._op_counter = 0
+        self.client_rng = derive_rng(config.seed, "client")
+        self.fault_rng = derive_rng(config.seed, "faults")
+        self._observers: list[Any] = []
+        self._step_observers: list[Any] = []
+        self._ready_observers: list[Any] = []
+        self._apply_observers: list[Any] = []
+        self.undeliverable_packets = 0
+
+    # ------------------------------------------------------------ building
+    def add_manager(self, node_id: int, initial_voters: Iterable[int] = (), initial_learners: Iterable[int] = ()) -> ManagerHost:
+        """Add a Raft manager.  For the founding members pass the founding
+        ``initial_voters`` (and learners); a node that joins later gets none
+        and waits to be added by a conf change."""
+        if node_id <= 0 or node_id in self.hosts:
+            raise ValueError(f"node id {node_id} must be positive and unused")
+        voters = tuple(sorted(initial_voters))
+        conf = ConfState(voters, tuple(sorted(initial_learners))) if voters else None
+        host = ManagerHost(self, node_id, conf)
+        self.hosts[node_id] = host
+        self.managers[node_id] = host
+        return host
+
+    def add_cluster(self, voter_count: int, learner_count: int = 0) -> list[int]:
+        """Convenience: managers 1..voter_count (+ learners), started."""
+        voters = list(range(1, voter_count + 1))
+        learners = list(range(voter_count + 1, voter_count + learner_count + 1))
+        for node_id in voters + learners:
+            self.add_manager(node_id, voters, learners)
+        for node_id in voters + learners:
+            self.managers[node_id].start()
+        return voters + learners
+
+    def add_process(self, address: int, factory: Callable[[int], SimProcess], start: bool = True) -> ProcessHost:
+        """Add a non-Raft process (a worker) at ``address`` (not a manager id)."""
+        if address <= 0 or address in self.hosts:
+            raise ValueError(f"address {address} must be positive and unused")
+        host = ProcessHost(self, address, factory)
+        self.hosts[address] = host
+        self.processes[address] = host
+        if start:
+            host.start()
+        return host
+
+    def add_observer(self, observer: Any) -> None:
+        """Register an observer; it may define any of after_step(sim),
+        on_ready(sim, host, ready), on_apply(sim, host, entries),
+        on_crash(sim, host), on_restart(sim, host)."""
+        self._observers.append(observer)
+        if hasattr(observer, "after_step"):
+            self._step_observers.append(observer)
+        if hasattr(observer, "on_ready"):
+            self._ready_observers.append(observer)
+        if hasattr(observer, "on_apply"):
+            self._apply_observers.append(observer)
+
+    # ---------------------------------------------------------- event loop
+    def _schedule(self, delay_us: int, fn: Callable[[Any, Any], None], a: Any, b: Any) -> None:
+        self._sequence += 1
+        heapq.heappush(self._heap, (self.now_us + delay_us, self._sequence, fn, a, b))
+
+    def schedule(self, delay_us: int, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` at now + delay_us (fault schedules, workloads)."""
+        if delay_us < 0:
+            raise ValueError("cannot schedule in the past")
+        self._schedule(delay_us, _call, callback, None)
+
+    def schedule_at(self, at_us: int, callback: Callable[[], None]) -> None:
+        self.schedule(max(0, at_us - self.now_us), callback)
+
+    def step(self) -> bool:
+        """Run one event; False when nothing is left to do."""
+        if not self._heap:
+            return False
+        time_us, _sequence, fn, a, b = heapq.heappop(self._heap)
+        self.now_us = time_us
+        self.events_run += 1
+        fn(a, b)
+        if self._step_observers:
+            for observer in self._step_observers:
+                observer.after_step(self)
+        return True
+
+    def run_until_time(self, end_us: int) -> None:
+        heap = self._heap
+        limit = self.config.events_max
+        while heap and heap[0][0] <= end_us:
+            if self.events_run >= limit:
+                raise RuntimeError(f"event budget of {limit} exhausted at {self.now_us} us")
+            self.step()
+        if self.now_us < end_us:
+            self.now_us = end_us
+
+    def run_for(self, duration_us: int) -> None:
+        self.run_until_time(self.now_us + duration_us)
+
+    def run_until(self, predicate: Callable[["Simulation"], bool], timeout_us: int, check_every_us: int = 10_000) -> bool:
+        """Run until ``predicate(sim)`` holds (checked every ``check_every_us``)
+        or ``timeout_us`` passes; returns whether it held."""
+        end = self.now_us + timeout_us
+        while self.now_us < end:
+            if predicate(self):
+                return True
+            self.run_until_time(min(end, self.now_us + check_every_us))
+        return predicate(self)
+
+    # ------------------------------------------------------------- network
+    def _send_packet(self, src: int, dst: int, items: list[Any]) -> None:
+        for delay in self.network.delays_us(src, dst):
+            self._schedule(delay, self._deliver, (src, dst), items)
+        if self._trace_on:
+            self.trace.append((self.now_us, "send", src, dst, _describe_items(items)))
+
+    def _deliver(self, route: tuple[int, int], items: list[Any]) -> None:
+        src, dst = route
+        if not self.network.connected(src, dst):
+            return  # cut while in flight
+        host = self.hosts.get(dst)
+        if host is None:
+            self.undeliverable_packets += 1
+            return
+        if self._trace_on:
+            self.trace.append((self.now_us, "recv", src, dst))
+        host.on_packet(src, items)
+
+    def partition(self, *groups: Iterable[int]) -> None:
+        """Symmetric partition into ``groups`` (nodes in none form another)."""
+        groups = [sorted(group) for group in groups]
+        self.network.partition(groups, self.hosts)
+        self._trace_event("partition", tuple(tuple(g) for g in groups))
+
+    def isolate(self, node_id: int) -> None:
+        self.network.isolate(node_id, self.hosts)
+        self._trace_event("isolate", node_id)
+
+    def block(self, src: int, dst: int) -> None:
+        """One-way cut from ``src`` to ``dst``."""
+        self.network.block(src, dst)
+        self._trace_event("block", src, dst)
+
+    def heal(self) -> None:
+        self.network.heal()
+        self._trace_event("heal")
+
+    def set_link(self, src: int, dst: int, link: LinkConfig, both_ways: bool = True) -> None:
+        self.network.set_link(src, dst, link, both_ways)
+        self._trace_event("link", src, dst, repr(link))
+
+    def set_default_link(self, link: LinkConfig) -> None:
+        self.network.default_link = link
+        self._trace_event("default_link", repr(link))
+
+    # -------------------------------------------------------------- faults
+    def crash(self, node_id: int, lose_unsynced: bool = False) -> None:
+        """Kill a node: volatile state lost; durable storage kept; with
+        ``lose_unsynced`` the writes not yet fsynced are lost too."""
+        host = self.hosts[node_id]
+        was_alive = host.alive
+        host.crash(lose_unsynced)
+        self._trace_event("crash", node_id, lose_unsynced)
+        if was_alive:
+            for observer in self._observers:
+                if hasattr(observer, "on_crash"):
+                    observer.on_crash(self, host)
+
+    def restart(self, node_id: int) -> None:
+        host = self.hosts[node_id]
+        if host.alive:
+            return
+        host.start()
+        self._trace_event("restart", node_id)
+        for observer in self._observers:
+            if hasattr(observer, "on_restart"):
+                observer.on_restart(self, host)
+
+    def pause(self, node_id: int) -> None:
+        self.hosts[node_id].pause()
+        self._trace_event("pause", node_id)
+
+    def resume(self, node_id: int) -> None:
+        self._trace_event("resume", node_id)
+        self.hosts[node_id].resume()
+
+    def set_clock_drift(self, node_id: int, rate: float) -> None:
+        """Run the node's ticks ``rate`` times as fast as the base tick
+        (1.0 = nominal, 1.1 = its clock runs 10 % fast)."""
+        if not (0.1 <= rate <= 10.0):
+            raise ValueError(f"clock rate {rate} outside [0.1, 10]")
+        host = self.hosts[node_id]
+        host.tick_interval_us = max(1, round(self.config.tick_interval_us / rate))
+        self._trace_event("drift", node_id, repr(rate))
+
+    # ------------------------------------------------------------- clients
+    def _new_op(self, kind: str, node_id: int, payload: Any, callback: Optional[Callable[[ClientResult], None]],
+                timeout_us: Optional[int]) -> ClientOp:
+        self._op_counter += 1
+        timeout = self.config.client_timeout_us if timeout_us is None else timeout_us
+        op = ClientOp(self._op_counter, kind, node_id, payload, callback, self.now_us, self.now_us + timeout)
+        self._schedule(timeout, self._on_client_timeout, op, None)
+        return op
+
+    def _on_client_timeout(self, op: ClientOp, _unused: Any) -> None:
+        if not op.done:
+            op.complete(self.now_us, TIMEOUT, error="timed out: outcome unknown")
+            self._trace_event("client", op.op_id, TIMEOUT)
+
+    def _client_target(self, op: ClientOp) -> Optional[ManagerHost]:
+        host = self.managers.get(op.node)
+        if host is None or not host.alive:
+            op.complete(self.now_us, FAIL, error=f"node {op.node} is down")
+            return None
+        return host
+
+    def propose(self, node_id: int, data: bytes, callback: Optional[Callable[[ClientResult], None]] = None,
+                timeout_us: Optional[int] = None) -> ClientOp:
+        """A client asks manager ``node_id`` to replicate ``data``; the result
+        (ok with the application's apply() result / fail / timeout) goes to
+        ``callback`` and is kept on the returned ClientOp."""
+        op = self._new_op("propose", node_id, data, callback, timeout_us)
+        self._trace_event("client_propose", op.op_id, node_id)
+        host = self._client_target(op)
+        if host is not None:
+            self._client_call(host, lambda: host.client_propose(op, data))
+        return op
+
+    def read(self, node_id: int, query: Any, callback: Optional[Callable[[ClientResult], None]] = None,
+             timeout_us: Optional[int] = None) -> ClientOp:
+        """A linearizable read through ReadIndex at manager ``node_id``;
+        ok carries ``app.read(query)``."""
+        op = self._new_op("read", node_id, query, callback, timeout_us)
+        self._trace_event("client_read", op.op_id, node_id)
+        host = self._client_target(op)
+        if host is not None:
+            self._client_call(host, lambda: host.client_read(op, query))
+        return op
+
+    def conf_change(self, node_id: int, change: ConfChange, callback: Optional[Callable[[ClientResult], None]] = None,
+                    timeout_us: Optional[int] = None) -> ClientOp:
+        """Propose a membership change at (leader) ``node_id``; ok carries the new ConfState."""
+        op = self._new_op("conf_change", node_id, change, callback, timeout_us)
+        self._trace_event("client_conf", op.op_id, node_id, int(change.type), change.node_id)
+        host = self._client_target(op)
+        if host is not None:
+            self._client_call(host, lambda: host.client_propose(op, b"", conf_change=change))
+        return op
+
+    def _client_call(self, host: ManagerHost, call: Callable[[], None]) -> None:
+        # A paused server holds the request in its socket buffer.
+        if host.paused:
+            host.inbox.append((0, [DeferredCall(call)]))
+        else:
+            call()
+
+    def transfer_leadership(self, node_id: int, target: int) -> bool:
+        host = self.managers.get(node_id)
+        self._trace_event("transfer", node_id, target)
+        if host is None or not host.alive or host.paused or host.raft is None:
+            return False
+        try:
+            host.raft.transfer_leadership(target)
+        except Exception:  # NotLeader with no leader known
+            return False
+        host.drain()
+        return True
+
+    # --------------------------------------------------------------- views
+    def leader(self) -> Optional[int]:
+        """The live leader with the highest term, if any."""
+        best: Optional[tuple[int, int]] = None
+        for node_id, host in self.managers.items():
+            raft = host.raft
+            if host.alive and raft is not None and raft.role == StateRole.LEADER:
+                if best is None or raft.term > best[0]:
+                    best = (raft.term, node_id)
+        return best[1] if best else None
+
+    def live_managers(self) -> list[int]:
+        return [node_id for node_id, host in sorted(self.managers.items()) if host.alive]
+
+    # --------------------------------------------------------------- trace
+    def _trace_event(self, kind: str, *fields: Any) -> None:
+        if self._trace_on:
+            self.trace.append((self.now_us, kind) + fields)
+
+    def trace_digest(self) -> str:
+        """SHA-256 of the whole trace (repr of each event, one a line)."""
+        digest = hashlib.sha256()
+        for event in self.trace:
+            digest.update(repr(event).encode("utf-8"))
+            digest.update(b"\n")
+        return digest.hexdigest()
+
+    def trace_lines(self) -> list[str]:
+        return [repr(event) for event in self.trace]
+
+
+def _call(callback: Callable[[], None], _unused: Any) -> None:
+    callback()
+
+
+def _describe_items(items: list[Any]) -> tuple:
+    out = []
+    for item in items:
+        if isinstance(item, Message):
+            out.append((int(item.type), item.term, item.index, len(item.entries), item.commit, item.reject))
+        else:
+            out.append(type(item).__name__)
+    return tuple(out)
