@@ -1,0 +1,471 @@
+"""The simulated swarm: managers hosting RaftNode + a combined state machine,
+workers hosting agents, on the deterministic simulator (chaos/sim).
+
+Every committed entry carries a one-byte tag that routes it:
+
+- ``K`` + a consensus/kv.py command: the key-value namespace the chaos
+  workload reads and writes (the same state machine as the durable server's);
+- ``S`` + a scheduler store transaction: the swarm's cluster state (nodes,
+  services, tasks), applied by the scheduler's Manager facade, whose
+  leader-only components (orchestrators, scheduler, dispatcher) run in
+  ``on_tick`` on the current leader.
+
+Clients are co-located with whichever manager they talk to (the simulator's
+model): a request to a crashed manager fails at once, a paused one holds it,
+a follower refuses with a leader hint that the client follows, and when no
+manager knows a leader the client fails the request with "no quorum" - the
+error the seed's story expects when two of three managers are gone.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgpack
+
+from chaos.checkers.convergence import NodeView, ServiceView, StoreSample, TaskView
+from chaos.checkers.result import CheckResult
+from chaos.checkers.vip import VipObservation, table_digest
+from chaos.experiment import Experiment
+from chaos.history import History
+from chaos.sim import FAIL, OK, BaseApplication, ClientResult, LinkConfig, SimConfig, Simulation
+from chaos.sim.rng import derive_rng
+from chaos.workloads import KvRequest, Outcome, ServiceRequest
+from consensus.kv import KvOp, KvResult, KvStateMachine, KvStatus, encode_command
+from consensus.read_only import ReadOnlyOption
+from consensus.types import ConfChange, ConfChangeType, Entry, StateRole
+
+KV_TAG = b"K"
+SCHEDULER_TAG = b"S"
+# A leader hint is followed at most this many times per request (a bound on
+# redirect loops while leadership moves).
+REDIRECTS_MAX = 6
+NO_QUORUM = "no quorum"
+
+
+class ManagerApp(BaseApplication):
+    """The state machine one manager applies: kv namespace + scheduler store."""
+
+    def __init__(self, cluster: SimCluster, node_id: int) -> None:
+        self.cluster = cluster
+        self.node_id = node_id
+        self.name = cluster.names[node_id]
+        self.kv = KvStateMachine()
+        self.swarm = cluster.scheduler.new_manager(self.name) if cluster.scheduler is not None else None
+        self.applied_index = 0
+
+    def apply(self, entry: Entry) -> Any:
+        data = entry.data
+        self.applied_index = entry.index
+        tag = data[:1]
+        if tag == KV_TAG:
+            return self.kv.apply(data[1:]).to_wire()
+        if tag == SCHEDULER_TAG and self.swarm is not None:
+            result = self.cluster.scheduler.apply(self.swarm, entry.index, data[1:])
+            self.cluster.observe_vip(self, entry.index)
+            return result
+        return None
+
+    def snapshot(self) -> bytes:
+        swarm = b"" if self.swarm is None else self.cluster.scheduler.snapshot(self.swarm)
+        return msgpack.packb([self.kv.snapshot(), swarm, self.applied_index], use_bin_type=True)
+
+    def restore(self, data: bytes) -> None:
+        kv_bytes, swarm_bytes, applied = msgpack.unpackb(data, raw=False)
+        self.kv.restore(kv_bytes)
+        if self.swarm is not None and swarm_bytes:
+            self.cluster.scheduler.restore(self.swarm, swarm_bytes)
+        self.applied_index = applied
+
+    def read(self, query: Any) -> Any:
+        return self.kv.read(query)
+
+    def on_leader_change(self, ctx: Any, leader_id: int) -> None:
+        if self.swarm is not None:
+            self.cluster.scheduler.leadership(self.swarm, ctx, ctx.is_leader)
+
+    def on_tick(self, ctx: Any) -> Sequence[bytes]:
+        if self.swarm is None:
+            return ()
+        return [SCHEDULER_TAG + proposal for proposal in self.cluster.scheduler.tick(self.swarm, ctx)]
+
+    def on_message(self, ctx: Any, src: int, payload: Any) -> None:
+        if self.swarm is not None:
+            self.cluster.scheduler.message(self.swarm, ctx, self.cluster.names.get(src, str(src)), payload)
+
+
+class _Attempt:
+    """One client request being routed to the leader."""
+
+    __slots__ = ("request", "done", "tried", "redirects", "refusals")
+
+    def __init__(self, request: Any, done: Callable[..., None]) -> None:
+        self.request = request
+        self.done = done
+        self.tried: list[int] = []
+        self.redirects = 0
+        self.refusals: list[str] = []
+
+
+class SimCluster:
+    """Implements the runner's Cluster protocol and the nemesis' FaultTarget."""
+
+    def __init__(self, experiment: Experiment, seed: int) -> None:
+        from chaos.swarm_adapter import scheduler_adapter
+
+        self.experiment = experiment
+        timing = experiment.timing
+        overrides = dict(experiment.raft_unsafe)
+        read_only = ReadOnlyOption.SAFE
+        if overrides.pop("unsafe_no_read_index", False):
+            read_only = ReadOnlyOption.UNSAFE_NO_READ_INDEX
+        config = SimConfig(
+            seed=seed,
+            tick_interval_us=timing.tick_ms * 1000,
+            election_ticks=timing.election_ticks,
+            heartbeat_ticks=timing.heartbeat_ticks,
+            read_only_option=read_only,
+            client_timeout_us=(experiment.kv.timeout_ms if experiment.kv is not None else 1000) * 1000,
+            snapshot_every_entries=500,
+            snapshot_keep_entries=50,
+            raft_overrides=overrides,
+            trace=False,
+        )
+        self.ids: dict[str, int] = {}
+        self.names: dict[int, str] = {}
+        for position, node in enumerate(experiment.nodes, start=1):
+            self.ids[node.name] = position
+            self.names[position] = node.name
+        self.manager_ids = [self.ids[node.name] for node in experiment.managers]
+        self.worker_ids = [self.ids[node.name] for node in experiment.workers]
+        self.scheduler = scheduler_adapter(self)
+        self.sim = Simulation(config, app_factory=lambda node_id: ManagerApp(self, node_id))
+        self.safety = _safety_observer()
+        if self.safety is not None:
+            self.sim.add_observer(self.safety)
+        for node_id in self.manager_ids:
+            self.sim.add_manager(node_id, self.manager_ids)
+        for node_id in self.manager_ids:
+            self.sim.managers[node_id].start()
+        for node_id in self.worker_ids:
+            self.sim.add_process(node_id, self.scheduler.worker_factory() if self.scheduler is not None
+                                 else _IdleProcess)
+        self.rng: random.Random = derive_rng(seed, "chaos-clients")
+        self.leader_guess: int | None = None
+        self.vip: list[VipObservation] = []
+        self.requests = {"kv": 0, "service": 0, "redirects": 0, "no_quorum": 0}
+
+    # ---- time ----------------------------------------------------------------
+    @property
+    def now_ms(self) -> int:
+        return self.sim.now_us // 1000
+
+    def run_until(self, time_ms: int) -> None:
+        self.sim.run_until_time(time_ms * 1000)
+
+    # ---- views -----------------------------------------------------------------
+    def leader(self) -> str | None:
+        leader = self.sim.leader()
+        return None if leader is None else self.names[leader]
+
+    def leaders(self) -> list[tuple[str, int]]:
+        result = []
+        for node_id in self.manager_ids:
+            host = self.sim.managers[node_id]
+            raft = host.raft
+            if host.alive and raft is not None and raft.role == StateRole.LEADER:
+                result.append((self.names[node_id], raft.term))
+        return result
+
+    def _freshest_manager(self) -> Any:
+        """The live leader with the highest term, else the live manager that applied most."""
+        leader = self.sim.leader()
+        if leader is not None:
+            return self.sim.managers[leader]
+        live = [self.sim.managers[node_id] for node_id in self.manager_ids if self.sim.managers[node_id].alive]
+        return max(live, key=lambda host: host.applied_index, default=None)
+
+    def sample_store(self) -> StoreSample | None:
+        if self.scheduler is None:
+            return None
+        host = self._freshest_manager()
+        if host is None or host.app is None or host.app.swarm is None:
+            return None
+        return self.scheduler.sample(host.app.swarm, self.now_ms)
+
+    def observe_vip(self, app: ManagerApp, index: int) -> None:
+        if self.scheduler is None or app.swarm is None:
+            return
+        for service, backends in self.scheduler.vip_backends(app.swarm):
+            self.vip.append(VipObservation(app.name, index, service, backends, table_digest(dict(backends))))
+
+    def vip_observations(self) -> list[VipObservation]:
+        return list(self.vip)
+
+    # ---- clients -----------------------------------------------------------------
+    def _first_target(self) -> int:
+        if self.leader_guess is not None:
+            return self.leader_guess
+        return self.rng.choice(self.manager_ids)
+
+    def submit_kv(self, request: KvRequest, done: Callable[[Outcome, Any, str | None], None]) -> None:
+        self.requests["kv"] += 1
+        self._send(_Attempt(request, done), self._first_target())
+
+    def submit_service(self, request: ServiceRequest, done: Callable[[Outcome, str | None], None]) -> None:
+        self.requests["service"] += 1
+        if self.scheduler is None:
+            done("fail", "this build has no scheduler (scheduler.Manager missing)")
+            return
+        self._send(_Attempt(request, done), self._first_target())
+
+    def _remaining_us(self, attempt: _Attempt) -> int:
+        return attempt.request.deadline_ms * 1000 - self.sim.now_us
+
+    def _send(self, attempt: _Attempt, node_id: int) -> None:
+        remaining = self._remaining_us(attempt)
+        if remaining <= 0:
+            return  # the runner expires it as info
+        attempt.tried.append(node_id)
+        request = attempt.request
+        callback = lambda result: self._answer(attempt, result)  # noqa: E731
+        if isinstance(request, KvRequest):
+            if request.f == "get":
+                self.sim.read(node_id, request.key, callback=callback, timeout_us=remaining)
+                return
+            op = KvOp.PUT if request.f == "put" else KvOp.CAS
+            command = encode_command(op, request.key, request.value, request.expected,
+                                     client_id=request.client_id, request_id=request.request_id)
+            self.sim.propose(node_id, KV_TAG + command, callback=callback, timeout_us=remaining)
+            return
+        data = self.scheduler.service_command(request.op, self.now_ms)
+        self.sim.propose(node_id, SCHEDULER_TAG + data, callback=callback, timeout_us=remaining)
+
+    def _answer(self, attempt: _Attempt, result: ClientResult) -> None:
+        request = attempt.request
+        kv = isinstance(request, KvRequest)
+        if result.status == OK:
+            self.leader_guess = result.node
+            if kv:
+                self._kv_ok(attempt, result)
+            else:
+                outcome, error = self.scheduler.service_outcome(result.value)
+                attempt.done(outcome, error)
+            return
+        if result.status != FAIL:
+            # Timed out: unknown outcome (the runner's own deadline also fires).
+            if kv:
+                attempt.done("info", None, result.error or "timeout")
+            else:
+                attempt.done("info", result.error or "timeout")
+            return
+        error = result.error or ""
+        if "replaced by term" in error:
+            # Definitely not applied: another leader's entry took its index.
+            self._fail(attempt, f"lost leadership before commit ({error})")
+            return
+        attempt.refusals.append(f"{self.names.get(result.node, result.node)}: {error}")
+        hint = _leader_hint(error)
+        if hint and hint in self.sim.managers and attempt.redirects < REDIRECTS_MAX:
+            attempt.redirects += 1
+            self.requests["redirects"] += 1
+            self.leader_guess = hint
+            self._send(attempt, hint)
+            return
+        untried = [node_id for node_id in self.manager_ids if node_id not in attempt.tried]
+        if untried:
+            self._send(attempt, untried[0])
+            return
+        self.leader_guess = None
+        self.requests["no_quorum"] += 1
+        self._fail(attempt, f"{NO_QUORUM}: no reachable manager knows a leader ({'; '.join(attempt.refusals)})")
+
+    def _fail(self, attempt: _Attempt, error: str) -> None:
+        if isinstance(attempt.request, KvRequest):
+            attempt.done("fail", None, error)
+        else:
+            attempt.done("fail", error)
+
+    def _kv_ok(self, attempt: _Attempt, result: ClientResult) -> None:
+        request: KvRequest = attempt.request
+        if request.f == "get":
+            attempt.done("ok", result.value, None)
+            return
+        try:
+            answer = KvResult.from_wire(result.value)
+        except (ValueError, TypeError):
+            attempt.done("info", None, f"unreadable kv result {result.value!r}")
+            return
+        if answer.status == KvStatus.OK:
+            attempt.done("ok", request.value, None)
+        elif answer.status == KvStatus.CAS_FAILED:
+            attempt.done("fail", answer.value, f"cas mismatch: {request.key} is {answer.value!r}")
+        elif answer.status in (KvStatus.SESSION_EXPIRED, KvStatus.STALE_REQUEST):
+            attempt.done("info", None, f"kv session cannot tell: {answer.value}")
+        else:
+            attempt.done("fail", None, f"kv error: {answer.value}")
+
+    # ---- faults (nemesis FaultTarget) --------------------------------------------------
+    def crash(self, node: str, lose_unpersisted: bool) -> None:
+        self.sim.crash(self.ids[node], lose_unsynced=lose_unpersisted)
+
+    def restart(self, node: str) -> None:
+        self.sim.restart(self.ids[node])
+
+    def pause(self, node: str) -> None:
+        self.sim.pause(self.ids[node])
+
+    def resume(self, node: str) -> None:
+        self.sim.resume(self.ids[node])
+
+    def set_blocked(self, blocked: frozenset[tuple[str, str]]) -> None:
+        self.sim.heal()
+        for a, b in sorted(blocked):
+            self.sim.network.block(self.ids[a], self.ids[b])
+
+    def set_link_faults(self, nodes: Sequence[str] | None, loss: float, delay_ms: int, duplicate: float,
+                        reorder: float) -> None:
+        base = self.sim.config.default_link
+        link = LinkConfig(delay_us_min=base.delay_us_min + delay_ms * 1000,
+                          delay_us_max=base.delay_us_max + delay_ms * 1000,
+                          loss=loss, duplicate=duplicate, reorder=reorder,
+                          reorder_delay_us=max(base.reorder_delay_us, 2 * self.experiment.timing.tick_ms * 1000))
+        touched = set(self.ids[name] for name in nodes) if nodes else None
+        ids = sorted(self.names)
+        for a in ids:
+            for b in ids:
+                if a != b and (touched is None or a in touched or b in touched):
+                    self.sim.network.set_link(a, b, link, both_ways=False)
+
+    def clear_link_faults(self) -> None:
+        self.sim.network.clear_links()
+
+    def set_clock_rate(self, node: str, rate: float) -> None:
+        self.sim.set_clock_drift(self.ids[node], rate)
+
+    def _leader_id(self) -> int | None:
+        return self.sim.leader()
+
+    def demote(self, node: str) -> None:
+        leader = self._leader_id()
+        if leader is not None:
+            self.sim.conf_change(leader, ConfChange(ConfChangeType.ADD_LEARNER_NODE, self.ids[node]))
+        if self.scheduler is not None:
+            self.scheduler.node_role(self, node, "worker")
+
+    def remove_manager(self, node: str) -> None:
+        leader = self._leader_id()
+        if leader is not None:
+            self.sim.conf_change(leader, ConfChange(ConfChangeType.REMOVE_NODE, self.ids[node]))
+
+    def set_availability(self, node: str, availability: str) -> None:
+        if self.scheduler is not None:
+            self.scheduler.node_availability(self, node, availability)
+
+    def propose_internal(self, data: bytes) -> None:
+        """An operator command (drain, demote) sent to the leader, outcome ignored."""
+        leader = self._leader_id()
+        if leader is not None:
+            self.sim.propose(leader, SCHEDULER_TAG + data)
+
+    # ---- checks -----------------------------------------------------------------------
+    def safety_check(self) -> CheckResult:
+        if self.safety is None:
+            return CheckResult("raft-safety", "skipped", "chaos/checkers/raft_safety.py is not available")
+        return _safety_result(self.safety)
+
+    def final_kv_states(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """Each live manager's kv data, if it has applied everything the freshest one has."""
+        live = [self.sim.managers[node_id] for node_id in self.manager_ids
+                if self.sim.managers[node_id].alive and self.sim.managers[node_id].app is not None]
+        if not live:
+            return {}, ["no live manager at the end"]
+        target = max(host.raft.log.committed for host in live if host.raft is not None)
+        states: dict[str, dict[str, Any]] = {}
+        skipped = []
+        for host in live:
+            if host.applied_index >= target:
+                states[self.names[host.node_id]] = dict(host.app.kv.data)
+            else:
+                skipped.append(f"{self.names[host.node_id]} applied {host.applied_index} < {target}")
+        return states, skipped
+
+    def durability_check(self, history: History) -> CheckResult:
+        from chaos.checkers.durability import check_durability
+
+        kv_ops = [op for op in history if not op.f.startswith("service-")]
+        if not kv_ops:
+            return CheckResult("durability", "skipped", "no key-value operations in the run")
+        states, skipped = self.final_kv_states()
+        if not states:
+            return CheckResult("durability", "unknown", "; ".join(skipped))
+        from dataclasses import replace
+
+        renumbered = History(replace(op, index=position) for position, op in enumerate(kv_ops))
+        result = check_durability(renumbered, states, time_limit_s=10.0)
+        status = {"ok": "pass", "illegal": "fail", "unknown": "unknown"}[result.verdict]
+        lines = result.report_lines()
+        summary = lines[0].split(": ", 1)[-1] + f"; final states of {', '.join(sorted(states))}"
+        if skipped:
+            summary += f" (not caught up: {'; '.join(skipped)})"
+        return CheckResult("durability", status, summary, lines[1:40], result.to_dict())
+
+    def stats(self) -> dict[str, Any]:
+        network = self.sim.network
+        return {"sim_events": self.sim.events_run, "packets_sent": network.packets_sent,
+                "packets_dropped": network.packets_dropped, "requests": dict(self.requests)}
+
+
+def _leader_hint(error: str) -> int | None:
+    marker = "hint "
+    position = error.find(marker)
+    if position < 0:
+        return None
+    digits = ""
+    for char in error[position + len(marker):]:
+        if not char.isdigit():
+            break
+        digits += char
+    return int(digits) if digits and int(digits) > 0 else None
+
+
+class _IdleProcess:
+    """A worker that does nothing (used when the scheduler is unavailable)."""
+
+    def __init__(self, address: int) -> None:
+        self.address = address
+
+    def on_start(self, ctx: Any) -> None:
+        return None
+
+    def on_message(self, ctx: Any, src: int, payload: Any) -> None:
+        return None
+
+    def on_tick(self, ctx: Any) -> None:
+        return None
+
+
+def _safety_observer() -> Any:
+    try:
+        from chaos.checkers.raft_safety import RaftSafetyChecker
+    except ImportError:
+        return None
+    # Record rather than raise: the harness reports the first violation with its time.
+    return RaftSafetyChecker(raise_on_violation=False)
+
+
+def _safety_result(observer: Any) -> CheckResult:
+    violations = list(getattr(observer, "violations", []) or [])
+    steps = getattr(observer, "steps_checked", None)
+    if violations:
+        first = violations[0]
+        lines = [f"  [{v.property}] at {v.time_us / 1e6:.3f} s: {v.detail}" for v in violations[:10]]
+        lines.extend("  " + line for line in first.state.splitlines()[:12])
+        return CheckResult("raft-safety", "fail",
+                           f"{len(violations)} violation(s); first: {first.property} at {first.time_us / 1e6:.3f} s",
+                           lines, {"violations": [{"property": v.property, "detail": v.detail, "time_us": v.time_us}
+                                                  for v in violations[:50]]})
+    return CheckResult("raft-safety", "pass",
+                       "figure-3 invariants held" + (f" after each of {steps} steps" if steps else ""),
+                       [], {"steps": steps})
