@@ -73,8 +73,12 @@ class BalancerError(ValueError):
     """Base of every configuration error of the balancer."""
 
 
-class AddressError(BalancerError):
-    """A malformed IPv4 address, port, MAC, protocol or action name."""
+class SpecError(BalancerError):
+    """A Service or Backend that cannot work (name, weight, table size, protocol, action)."""
+
+
+class AddressError(SpecError):
+    """A malformed IPv4 address, port or MAC."""
 
 
 class UnknownServiceError(BalancerError):
@@ -134,7 +138,7 @@ class Backend:
             encode_name(self.name)
             check_weight(self.name, self.weight)
         except ValueError as error:
-            raise AddressError(str(error)) from error
+            raise SpecError(str(error)) from error
         parse_ipv4(self.ip, f"backend {self.name!r} ip")
         parse_port(self.port, f"backend {self.name!r} port")
         parse_mac(self.mac, f"backend {self.name!r} mac")
@@ -157,15 +161,18 @@ class Service:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise AddressError(f"service name must be a non-empty str, got {self.name!r}")
+            raise SpecError(f"service name must be a non-empty str, got {self.name!r}")
         parse_ipv4(self.vip, f"service {self.name!r} vip")
         parse_port(self.port, f"service {self.name!r} port")
         if self.protocol not in PROTOCOLS:
-            raise AddressError(f"protocol must be one of {sorted(PROTOCOLS)}, got {self.protocol!r}")
+            raise SpecError(f"protocol must be one of {sorted(PROTOCOLS)}, got {self.protocol!r}")
         parse_mac(self.vip_mac, f"service {self.name!r} vip_mac")
-        check_table_size(self.table_size)
+        try:
+            check_table_size(self.table_size)
+        except ValueError as error:
+            raise SpecError(str(error)) from error
         if self.on_backend_removed not in ON_BACKEND_REMOVED:
-            raise AddressError(
+            raise SpecError(
                 f"on_backend_removed must be one of {sorted(ON_BACKEND_REMOVED)}, got {self.on_backend_removed!r}"
             )
 
@@ -306,7 +313,7 @@ class Balancer:
         old = state.backends[backend_name]
         try:
             updated = Backend(old.name, old.ip, old.port, old.mac, weight)
-        except AddressError as error:
+        except SpecError as error:
             raise BalancerError(str(error)) from error
         self.set_backends(service_name, [updated if name == backend_name else b for name, b in state.backends.items()])
 
@@ -471,5 +478,5 @@ class Balancer:
 
 __all__ = [
     "AddressError", "Backend", "Balancer", "BalancerError", "CapacityError", "DuplicateServiceError",
-    "EndpointConflictError", "Service", "Timeouts", "UnknownBackendError", "UnknownServiceError", "VERDICT_NAMES",
+    "EndpointConflictError", "Service", "SpecError", "Timeouts", "UnknownBackendError", "UnknownServiceError", "VERDICT_NAMES",
 ]
