@@ -80,9 +80,13 @@ class ConfigError(RaftError, ValueError):
 
 @dataclass
 class Config:
-    """Settings of one Raft node.  ``voters``/``learners`` give the initial
-    membership of a NEW cluster and are ignored when storage already holds a
-    membership (a snapshot's ConfState).  Sizes are bytes, times are ticks;
+    """Settings of one Raft node.  ``voters``/``learners`` give the founding
+    membership of a NEW cluster: on a founding member's first start (empty
+    storage) they are written into the log as committed conf-change entries
+    1..n (see ``RaftNode._bootstrap``); otherwise they are ignored and the
+    membership comes from storage (snapshot ConfState, or ConfState given to
+    MemoryStorage) plus the conf changes applied from the log.  A node joining
+    an existing cluster starts with none and waits for the leader.  Sizes are bytes, times are ticks;
     0 for a ``max_*_bytes`` bound means unlimited."""
 
     id: NodeId
@@ -182,8 +186,12 @@ class RaftNode:
         self._outstanding: Optional[Ready] = None
 
         hard_state, conf_state = storage.initial_state()
-        if conf_state.is_empty():
-            conf_state = ConfState(tuple(config.voters), tuple(config.learners))
+        bootstrap = (
+            conf_state.is_empty()
+            and hard_state.is_empty()
+            and storage.last_index() == 0
+            and bool(config.voters or config.learners)
+        )
         self._apply_conf_state(conf_state)
         if not hard_state.is_empty():
             if not (self.log.committed <= hard_state.commit <= self.log.last_index()):
@@ -197,6 +205,8 @@ class RaftNode:
         if config.applied:
             self.log.applied_to(config.applied)
         self._become_follower(self.term, NONE)
+        if bootstrap:
+            self._bootstrap(config.voters, config.learners)
         self._prev_soft = SoftState(self.lead, self.role)
         self._prev_hard = self.hard_state()
 
@@ -237,6 +247,24 @@ class RaftNode:
         )
 
     # ------------------------------------------------------------ membership
+    def _bootstrap(self, voters: Sequence[NodeId], learners: Sequence[NodeId]) -> None:
+        """A founding member's first start (etcd RawNode.Bootstrap): the
+        initial membership is written INTO THE LOG as committed conf-change
+        entries of term 1 (indexes 1..n, the same on every founding member),
+        so a node that joins later learns it by replication like any other
+        change.  Applied here at once; re-applying them later is a no-op."""
+        changes = [ConfChange(ConfChangeType.ADD_NODE, v) for v in sorted(set(voters))]
+        changes += [ConfChange(ConfChangeType.ADD_LEARNER_NODE, v) for v in sorted(set(learners))]
+        self._become_follower(1, NONE)
+        entries = [
+            Entry(1, position + 1, EntryType.CONF_CHANGE, change.encode()) for position, change in enumerate(changes)
+        ]
+        self.log.append(entries)
+        self.log.commit_to(len(entries))
+        self.voters = frozenset(voters)
+        self.learners = frozenset(learners)
+        self._sync_progress()
+
     def _apply_conf_state(self, conf_state: ConfState) -> None:
         self.voters = frozenset(conf_state.voters)
         self.learners = frozenset(conf_state.learners)

@@ -105,8 +105,9 @@ class KVApp(BaseApplication):
 
     Commands are JSON: ``{"op": "put", "k": key, "v": value}`` or
     ``{"op": "cas", "k": key, "from": old, "to": new}``.  ``apply`` returns
-    ``[ok, value]``.  ``read(key)`` returns the value (None if absent).
-    Also counts ``applied_count`` and keeps ``versions[key]`` (applied writes).
+    ``[ok, value, version]`` (version: how many writes the key has had).
+    ``read(key)`` returns the value (None if absent); ``read(("v", key))``
+    returns ``[value, version]``.  ``applied_count`` counts applied commands.
     """
 
     def __init__(self) -> None:
@@ -133,13 +134,13 @@ class KVApp(BaseApplication):
         if op == "put":
             self.data[key] = command.get("v")
             self.versions[key] = self.versions.get(key, 0) + 1
-            return [True, command.get("v")]
+            return [True, command.get("v"), self.versions[key]]
         if op == "cas":
             if self.data.get(key) != command.get("from"):
-                return [False, self.data.get(key)]
+                return [False, self.data.get(key), self.versions.get(key, 0)]
             self.data[key] = command.get("to")
             self.versions[key] = self.versions.get(key, 0) + 1
-            return [True, command.get("to")]
+            return [True, command.get("to"), self.versions[key]]
         return [False, f"unknown op {op!r}"]
 
     def snapshot(self) -> bytes:
@@ -152,4 +153,7 @@ class KVApp(BaseApplication):
         self.applied_count = int(state["n"])
 
     def read(self, query: Any) -> Any:
+        if isinstance(query, tuple) and len(query) == 2 and query[0] == "v":
+            key = str(query[1])
+            return [self.data.get(key), self.versions.get(key, 0)]
         return self.data.get(str(query))

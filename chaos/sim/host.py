@@ -32,10 +32,12 @@ PAUSED_INBOX_PACKETS_MAX = 10_000
 class ManagerHost:
     """One Raft manager.  ``raft`` and ``app`` are None while crashed."""
 
-    def __init__(self, sim: "Simulation", node_id: int, conf_state: Optional[ConfState]) -> None:
+    def __init__(self, sim: "Simulation", node_id: int, founding: Optional[ConfState]) -> None:
         self.sim = sim
         self.node_id = node_id
-        self.disk = SimDisk(conf_state)
+        # Founding members bootstrap the membership into their log on first start.
+        self.founding = founding or ConfState()
+        self.disk = SimDisk()
         self.raft: Optional[RaftNode] = None
         self.app: Optional[Application] = None
         self.alive = False
@@ -87,8 +89,8 @@ class ManagerHost:
         cfg = sim.config
         raft_config = Config(
             id=self.node_id,
-            voters=(),
-            learners=(),
+            voters=self.founding.voters,
+            learners=self.founding.learners,
             election_ticks=cfg.election_ticks,
             heartbeat_ticks=cfg.heartbeat_ticks,
             pre_vote=cfg.pre_vote,
