@@ -35,7 +35,9 @@ class Operation:
     return_time_ns: int | None = None
 
     def describe(self) -> str:
-        """One line a report can print, e.g. ``p3 cas(1, 2) -> ok [#12..#15]``."""
+        """One line a report can print, e.g. ``p3 cas(1, 2) -> ok [#12..#15]``: the
+        event positions of the invocation and of the completion (``never`` for an
+        unknown outcome)."""
         if self.f in ("read", "get"):
             call = f"{self.f}()" if self.key is None else f"{self.f}({self.key!r})"
             result = "?" if self.status != "ok" else _show(self.output)
@@ -46,7 +48,7 @@ class Operation:
             prefix = "" if self.key is None else f"{self.key!r}, "
             call = f"{self.f}({prefix}{argument})"
             result = self.status if not (self.status == "ok" and self.output is False) else "mismatch"
-        end = "..." if self.return_index is None else f"#{self.return_index}"
+        end = "never" if self.return_index is None else f"#{self.return_index}"
         return f"p{self.process} {call} -> {result} [#{self.invoke_index}..{end}]"
 
 

@@ -295,3 +295,11 @@ def test_ok_result_carries_a_linearization() -> None:
     result = check_operations(pair_operations(h), RegisterModel())
     assert result.ok
     assert result.keys[0].linearization == (1, 0, 2)
+
+
+def test_operation_descriptions() -> None:
+    h = build((0, "invoke", "cas", [1, 2], "k"), (0, "ok", False), (1, "invoke", "put", "v", "k"),
+              (1, "info", None), (2, "invoke", "get", None, "k"), (2, "ok", None))
+    described = [operation.describe() for operation in pair_operations(h)]
+    assert described == ["p0 cas('k', 1, 2) -> mismatch [#0..#1]", "p1 put('k', 'v') -> info [#2..never]",
+                         "p2 get('k') -> nil [#4..#5]"]
