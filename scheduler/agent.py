@@ -1,0 +1,129 @@
+"""The worker agent (swarmkit agent/): registers with the dispatcher, sends
+heartbeats, runs its assigned tasks through a :class:`Runtime`, and reports
+observed states in one batched StatusReport per tick.
+
+A task walks ACCEPTED -> PREPARING -> READY one state per tick, then (if its
+desired state is RUNNING) STARTING -> RUNNING via the runtime. Desired state
+past RUNNING stops it (SHUTDOWN); a task missing from the assignments is
+stopped and forgotten. Reports only ever move a task forward.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scheduler.messages import (Assignments, Heartbeat, Register, RegisterAck, SessionInvalid, StatusReport)
+from scheduler.model import Resources, Task, TaskState, TaskStatus
+from scheduler.runtime import Runtime
+
+REGISTER_RETRY_TICKS = 10
+STEPS_BEFORE_START = (TaskState.ACCEPTED, TaskState.PREPARING, TaskState.READY)
+
+
+@dataclass(slots=True)
+class _Local:
+    task: Task
+    state: TaskState
+    exit_code: int = 0
+
+
+class Agent:
+    def __init__(self, node_id: str, hostname: str, runtime: Runtime, role: int = 0,
+                 resources: Resources = Resources(), labels: tuple = (), address: str = "",
+                 heartbeat_period_ticks: int = 50) -> None:
+        self.node_id = node_id
+        self.hostname = hostname
+        self.runtime = runtime
+        self.role = role
+        self.resources = resources
+        self.labels = labels
+        self.address = address
+        self.heartbeat_period_ticks = heartbeat_period_ticks
+        self.session_id = 0
+        self.last_register_tick = -REGISTER_RETRY_TICKS
+        self.last_heartbeat_tick = 0
+        self.tasks: dict[str, _Local] = {}
+        self.secrets: dict[str, bytes] = {}
+        self.configs: dict[str, bytes] = {}
+        self.changed: dict[str, TaskStatus] = {}
+
+    # ---------------------------------------------------------- inbound
+    def receive(self, message: object, now_ticks: int) -> None:
+        if isinstance(message, RegisterAck):
+            self.session_id = message.session_id
+            self.heartbeat_period_ticks = message.heartbeat_period_ticks
+            self.last_heartbeat_tick = now_ticks
+        elif isinstance(message, SessionInvalid):
+            self.session_id = 0
+        elif isinstance(message, Assignments):
+            if message.session_id != self.session_id:
+                return
+            assigned = {task.id: task for task in message.tasks}
+            for task_id in sorted(set(self.tasks) - set(assigned)):
+                self.runtime.stop(task_id, now_ticks)
+                del self.tasks[task_id]
+            for task_id, task in assigned.items():
+                local = self.tasks.get(task_id)
+                if local is None:
+                    local = self.tasks[task_id] = _Local(task, max(task.status.state, TaskState.ASSIGNED))
+                    if TaskState.ASSIGNED < local.state < TaskState.COMPLETE:
+                        # The store says it was started here, but this agent does
+                        # not run it (it restarted): report it lost so it is replaced.
+                        self._move(local, TaskState.FAILED if task.desired_state <= TaskState.RUNNING
+                                   else TaskState.SHUTDOWN, now_ticks, "task lost: agent restarted")
+                else:
+                    local.task = task
+            self.secrets = {s.name: s.data for s in message.secrets}
+            self.configs = {c.name: c.data for c in message.configs}
+        else:
+            raise TypeError(f"agent cannot handle {type(message).__name__}")
+
+    def crash(self) -> None:
+        """The node's process died: everything local is lost."""
+        stop_all = getattr(self.runtime, "stop_all", None)
+        if stop_all is not None:
+            stop_all()
+        self.tasks.clear()
+        self.changed.clear()
+        self.session_id = 0
+
+    # --------------------------------------------------------- outbound
+    def tick(self, now_ticks: int) -> list[object]:
+        out: list[object] = []
+        if not self.session_id:
+            if now_ticks - self.last_register_tick >= REGISTER_RETRY_TICKS:
+                self.last_register_tick = now_ticks
+                out.append(Register(self.node_id, self.hostname, self.role, self.resources, self.labels,
+                                    self.address))
+            return out
+        if now_ticks - self.last_heartbeat_tick >= self.heartbeat_period_ticks:
+            self.last_heartbeat_tick = now_ticks
+            out.append(Heartbeat(self.node_id, self.session_id))
+        for event in self.runtime.poll(now_ticks):
+            local = self.tasks.get(event.task_id)
+            if local is not None and event.state > local.state:
+                local.exit_code = event.exit_code
+                self._move(local, event.state, now_ticks, event.message, event.exit_code)
+        for task_id in sorted(self.tasks):
+            local = self.tasks[task_id]
+            desired = local.task.desired_state
+            if desired > TaskState.RUNNING:
+                if local.state < TaskState.COMPLETE:
+                    self.runtime.stop(task_id, now_ticks)
+                    self._move(local, TaskState.SHUTDOWN, now_ticks, "shutdown")
+                continue
+            if local.state < TaskState.READY:
+                following = next(s for s in STEPS_BEFORE_START if s > local.state)
+                self._move(local, following, now_ticks, following.name.lower())
+            elif local.state == TaskState.READY and desired == TaskState.RUNNING:
+                self._move(local, TaskState.STARTING, now_ticks, "starting")
+                self.runtime.start(task_id, local.task.template, now_ticks)
+        if self.changed:
+            out.append(StatusReport(self.node_id, self.session_id, tuple(sorted(self.changed.items()))))
+            self.changed = {}
+        return out
+
+    def _move(self, local: _Local, state: TaskState, now_ticks: int, message: str, exit_code: int = 0) -> None:
+        assert state > local.state, f"agent {self.node_id}: {local.task.id} {local.state.name}->{state.name}"
+        local.state = state
+        err = message if state in (TaskState.FAILED, TaskState.REJECTED) else ""
+        self.changed[local.task.id] = TaskStatus(state, message, err, now_ticks, exit_code)

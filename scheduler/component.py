@@ -1,0 +1,41 @@
+"""The one shape of every leader-only controller (swarmkit's orchestrators,
+allocator, scheduler, dispatcher): started with a consistent view of the
+store, fed watch events that only mark things dirty, and ticked to reconcile
+the dirty set into store ops that the manager proposes through Raft. A
+component never waits: a decision goes out as a proposal and comes back as
+events once committed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from scheduler.config import ManagerConfig
+from scheduler.store import Event, Store
+
+
+@dataclass(slots=True)
+class Context:
+    store: Store
+    config: ManagerConfig
+    now_ticks: int = 0
+
+
+class Component:
+    name = "component"
+
+    def start(self, context: Context) -> None:
+        """Leadership gained: full reconcile on the next tick."""
+
+    def on_events(self, events: Iterable[Event]) -> None:
+        """Mark dirty what the committed events touched."""
+
+    def tick(self, context: Context) -> list:
+        """Return store ops to propose as one transaction (empty: nothing)."""
+        return []
+
+    def on_result(self, ok: bool, context: Context) -> None:
+        """The component's last proposal applied (ok) or failed/was lost: on
+        failure, rebuild from the store (decisions were based on a stale view)."""
+        if not ok:
+            self.start(context)

@@ -1,0 +1,157 @@
+"""Dispatcher (swarmkit manager/dispatcher): the leader's side of the
+worker sessions.
+
+* Registration creates or refreshes the Node object (status READY) and opens
+  a session; heartbeats keep it. A node silent for ``heartbeat_period_ticks``
+  x ``heartbeat_grace_multiplier`` (swarmkit: 5 s x 3) is marked DOWN, and the
+  orchestrators replace its tasks. A new leader gives every node a fresh
+  grace period, as swarmkit's dispatcher does on start.
+* Status reports are buffered (bounded; overflow counted) and written back as
+  one transaction per tick of forward-only :class:`ReportStatus` ops.
+* Assignments: each node gets its full task list (and only the secrets and
+  configs those tasks use) whenever what it must run changed.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from scheduler.component import Component, Context
+from scheduler.messages import (Assignments, Heartbeat, Register, RegisterAck, SessionInvalid, StatusReport)
+from scheduler.model import Node, NodeRole, NodeStatus, TaskState, evolve, labels_from
+from scheduler.store import Create, Event, ReportStatus, Update
+
+
+class Dispatcher(Component):
+    name = "dispatcher"
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, int] = {}           # node id -> session id
+        self.last_heartbeat: dict[str, int] = {}     # node id -> tick
+        self.session_counter = 0
+        self.registrations: dict[str, Register] = {}
+        self.reports: dict[str, tuple] = {}          # task id -> (node id, status), latest wins
+        self.outbox: list[tuple[str, object]] = []
+        self.sent: dict[str, tuple] = {}             # node id -> fingerprint of the last assignments
+        self.dirty_nodes: set[str] = set()
+        self.started = False
+        self.stats = {"reports_dropped_overflow": 0, "reports_unknown_session": 0, "nodes_marked_down": 0}
+
+    def start(self, context: Context) -> None:
+        if not self.started:
+            self.started = True
+            # Fresh grace for every node known to the store.
+            for node_id in context.store.objects["node"]:
+                self.last_heartbeat[node_id] = context.now_ticks
+        self.dirty_nodes = set(context.store.objects["node"])
+        self.sent.clear()
+
+    # ------------------------------------------------------------ messages
+    def handle(self, message: object, context: Context) -> None:
+        now = context.now_ticks
+        if isinstance(message, Register):
+            self.session_counter += 1
+            self.sessions[message.node_id] = self.session_counter
+            self.last_heartbeat[message.node_id] = now
+            self.registrations[message.node_id] = message
+            self.sent.pop(message.node_id, None)
+            self.dirty_nodes.add(message.node_id)
+            self.outbox.append((message.node_id, RegisterAck(message.node_id, self.session_counter,
+                                                             context.config.heartbeat_period_ticks)))
+        elif isinstance(message, Heartbeat):
+            if self.sessions.get(message.node_id) != message.session_id:
+                self.outbox.append((message.node_id, SessionInvalid(message.node_id)))
+                return
+            self.last_heartbeat[message.node_id] = now
+        elif isinstance(message, StatusReport):
+            if self.sessions.get(message.node_id) != message.session_id:
+                self.stats["reports_unknown_session"] += 1
+                self.outbox.append((message.node_id, SessionInvalid(message.node_id)))
+                return
+            self.last_heartbeat[message.node_id] = now
+            for task_id, status in message.updates:
+                if len(self.reports) >= context.config.status_buffer_max and task_id not in self.reports:
+                    self.stats["reports_dropped_overflow"] += 1
+                    continue
+                self.reports[task_id] = (message.node_id, status)
+        else:
+            raise TypeError(f"dispatcher cannot handle {type(message).__name__}")
+
+    def on_events(self, events: Iterable[Event]) -> None:
+        for event in events:
+            if event.kind == "task":
+                task, old = event.obj, event.old
+                if task.node_id:
+                    self.dirty_nodes.add(task.node_id)
+                if old is not None and old.node_id and old.node_id != task.node_id:
+                    self.dirty_nodes.add(old.node_id)
+            elif event.kind in ("secret", "config"):
+                self.dirty_nodes.update(self.sessions)
+
+    # ---------------------------------------------------------------- tick
+    def tick(self, context: Context) -> list:
+        store = context.store
+        now = context.now_ticks
+        ops: list = []
+        # Registrations -> Node objects.
+        for node_id in sorted(self.registrations):
+            message = self.registrations[node_id]
+            node = store.get("node", node_id)
+            if node is None:
+                ops.append(Create(Node(node_id, message.hostname, NodeRole(message.role), status=NodeStatus.READY,
+                                       labels=message.labels, resources=message.resources,
+                                       address=message.address)))
+            elif node.status != NodeStatus.READY or node.resources != message.resources or \
+                    node.address != message.address:
+                ops.append(Update(evolve(node, status=NodeStatus.READY, status_message="", resources=message.resources,
+                                         address=message.address), node.version))
+        self.registrations.clear()
+        # Heartbeat expiry -> DOWN.
+        timeout = context.config.heartbeat_timeout_ticks
+        for node in store.list("node"):
+            if node.status == NodeStatus.DOWN or any(type(op) is Update and op.obj.id == node.id for op in ops):
+                continue
+            last = self.last_heartbeat.setdefault(node.id, now)
+            if now - last > timeout:
+                self.sessions.pop(node.id, None)
+                self.stats["nodes_marked_down"] += 1
+                ops.append(Update(evolve(node, status=NodeStatus.DOWN, status_message="heartbeat failure"),
+                                  node.version))
+        # Buffered status reports -> one transaction.
+        for task_id in sorted(self.reports):
+            node_id, status = self.reports[task_id]
+            task = store.get("task", task_id)
+            if task is None or task.node_id != node_id or status.state <= task.status.state:
+                continue   # unknown, moved, or stale: the store would drop it anyway
+            ops.append(ReportStatus(task_id, node_id, status))
+        self.reports.clear()
+        # Assignments for nodes whose work changed.
+        for node_id in sorted(self.dirty_nodes):
+            session = self.sessions.get(node_id)
+            if session is None:
+                continue
+            self._assign(node_id, session, store)
+        self.dirty_nodes = set()
+        return ops
+
+    def _assign(self, node_id: str, session: int, store) -> None:
+        tasks = []
+        for task in store.tasks_on_node(node_id).values():
+            if task.status.state < TaskState.ASSIGNED:
+                continue
+            if task.desired_state > TaskState.RUNNING and task.status.state >= TaskState.COMPLETE:
+                continue
+            tasks.append(task)
+        tasks.sort(key=lambda t: t.id)
+        fingerprint = tuple((t.id, int(t.desired_state)) for t in tasks)
+        if self.sent.get(node_id) == fingerprint:
+            return
+        self.sent[node_id] = fingerprint
+        secret_names = sorted({name for t in tasks for name in t.template.secrets})
+        config_names = sorted({name for t in tasks for name in t.template.configs})
+        secrets = tuple(s for s in store.list("secret") if s.name in secret_names)
+        configs = tuple(c for c in store.list("config") if c.name in config_names)
+        self.outbox.append((node_id, Assignments(node_id, session, tuple(tasks), secrets, configs)))
+
+    def take_outbox(self) -> list[tuple[str, object]]:
+        out, self.outbox = self.outbox, []
+        return out

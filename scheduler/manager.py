@@ -1,0 +1,165 @@
+"""The Manager facade: one per manager node, engine-agnostic.
+
+The host (the chaos simulator, the local harness, later the daemon) drives it:
+
+* ``apply(index, data)`` for every committed Raft entry, in order, on every
+  manager (returns the store's :class:`ApplyResult`);
+* ``become_leader(now_ticks, barrier_index)`` / ``become_follower()`` when
+  Raft leadership changes. Leader components start once the store has applied
+  ``barrier_index`` (the last index of the log when leadership was gained),
+  so they never act on a stale view (swarmkit waits likewise);
+* ``tick(now_ticks)`` returns proposals (bytes) to submit to Raft;
+* ``handle_agent_message(msg, now_ticks)`` / ``take_agent_messages()`` carry
+  the dispatcher's traffic with the workers' agents;
+* ``api`` builds client proposals (create/update/scale/...); ``reads`` answers
+  ls/ps/inspect/convergence from the local store on any manager.
+
+Each component has at most one proposal in flight: it is not ticked again
+until that proposal applies (or is presumed lost after
+``proposal_timeout_ticks``, then the component resynchronises).
+"""
+from __future__ import annotations
+
+import random
+from typing import Optional
+
+from scheduler.allocator import Allocator
+from scheduler.component import Component, Context
+from scheduler.config import ManagerConfig
+from scheduler.dispatcher import Dispatcher
+from scheduler.enforcer import ConstraintEnforcer
+from scheduler.errors import NotLeader
+from scheduler.model import INGRESS_NETWORK
+from scheduler.orchestrator import Orchestrator
+from scheduler.reaper import TaskReaper
+from scheduler.scheduler import Scheduler
+from scheduler.store import ApplyResult, Create, Store, Transaction
+from scheduler.updater import Updater
+
+API_RESULTS_KEPT_MAX = 4096
+
+
+class Manager:
+    def __init__(self, manager_id: str, config: ManagerConfig = ManagerConfig(), seed: int = 0,
+                 store: Optional[Store] = None) -> None:
+        from scheduler.api import ClientAPI, Reads
+        self.id = manager_id
+        self.config = config
+        self.store = store if store is not None else Store()
+        self.rng = random.Random(seed)
+        self.context = Context(self.store, config, 0)
+        self.is_leader = False
+        self.started = False
+        self.barrier_index = 0
+        self.components: list[Component] = []
+        self.dispatcher: Optional[Dispatcher] = None
+        self.sequence = 0
+        self.in_flight: dict[int, tuple[Component, int]] = {}
+        self.busy: set[str] = set()
+        self.api_results: dict[int, ApplyResult] = {}
+        self.api = ClientAPI(self)
+        self.reads = Reads(self.store)
+        self.stats = {"proposals": 0, "proposal_timeouts": 0, "conflicts": 0}
+
+    # ------------------------------------------------------------- entries
+    def apply(self, index: int, data: bytes) -> ApplyResult:
+        result = self.store.apply(index, data)
+        if result.proposer == self.id:
+            if result.origin == "api":
+                self.api_results[result.sequence] = result
+                if len(self.api_results) > API_RESULTS_KEPT_MAX:
+                    del self.api_results[min(self.api_results)]
+            elif self.is_leader and result.sequence in self.in_flight:
+                component, _ = self.in_flight.pop(result.sequence)
+                self.busy.discard(component.name)
+                if not result.ok:
+                    self.stats["conflicts"] += 1
+                if self.started:
+                    component.on_result(result.ok, self.context)
+        if self.started and result.events:
+            for component in self.components:
+                component.on_events(result.events)
+        return result
+
+    def snapshot(self) -> bytes:
+        return self.store.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        self.store.restore_into(data)
+        if self.started:
+            for component in self.components:
+                component.start(self.context)
+
+    # ---------------------------------------------------------- leadership
+    def become_leader(self, now_ticks: int, barrier_index: int = 0) -> None:
+        if self.is_leader:
+            return
+        self.is_leader = True
+        self.started = False
+        self.barrier_index = barrier_index
+        self.context.now_ticks = now_ticks
+        self.dispatcher = Dispatcher()
+        self.components = [self.dispatcher, Orchestrator(), Allocator(), Scheduler(), Updater(),
+                           ConstraintEnforcer(), TaskReaper()]
+        self.in_flight.clear()
+        self.busy.clear()
+
+    def become_follower(self) -> None:
+        self.is_leader = False
+        self.started = False
+        self.components = []
+        self.dispatcher = None
+        self.in_flight.clear()
+        self.busy.clear()
+
+    # ---------------------------------------------------------------- tick
+    def tick(self, now_ticks: int) -> list[bytes]:
+        self.context.now_ticks = now_ticks
+        if not self.is_leader:
+            return []
+        proposals: list[bytes] = []
+        if not self.started:
+            if self.store.applied_index < self.barrier_index:
+                return []
+            self.started = True
+            for component in self.components:
+                component.start(self.context)
+            if self.store.get("network", INGRESS_NETWORK.id) is None:
+                proposals.append(self._propose_ops("bootstrap", [Create(INGRESS_NETWORK)], None))
+        for sequence, (component, proposed_at) in list(self.in_flight.items()):
+            if now_ticks - proposed_at > self.config.proposal_timeout_ticks:
+                del self.in_flight[sequence]
+                self.busy.discard(component.name)
+                self.stats["proposal_timeouts"] += 1
+                component.on_result(False, self.context)
+        for component in self.components:
+            if component.name in self.busy:
+                continue
+            ops = component.tick(self.context)
+            if ops:
+                proposals.append(self._propose_ops(component.name, ops, component))
+        return proposals
+
+    def _propose_ops(self, origin: str, ops: list, component: Optional[Component]) -> bytes:
+        self.sequence += 1
+        self.stats["proposals"] += 1
+        if component is not None:
+            self.in_flight[self.sequence] = (component, self.context.now_ticks)
+            self.busy.add(component.name)
+        return Transaction(tuple(ops), origin, self.id, self.sequence).encode()
+
+    def next_api_sequence(self) -> int:
+        self.sequence += 1
+        return self.sequence
+
+    # -------------------------------------------------------------- agents
+    def handle_agent_message(self, message: object, now_ticks: int) -> None:
+        if not self.is_leader or self.dispatcher is None:
+            raise NotLeader(f"manager {self.id} is not the leader; agents must talk to the leader")
+        self.context.now_ticks = now_ticks
+        self.dispatcher.handle(message, self.context)
+
+    def take_agent_messages(self) -> list[tuple[str, object]]:
+        if self.dispatcher is None:
+            return []
+        return self.dispatcher.take_outbox()

@@ -1,0 +1,57 @@
+"""Messages between agents (workers) and the leader's dispatcher
+(swarmkit api/dispatcher.proto: Session, Heartbeat, UpdateTaskStatus,
+Assignments). Frozen dataclasses; the host carries them (simulated links in
+chaos/sim, direct calls in the local harness, a socket in a daemon)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scheduler.model import Config, Resources, Secret, Task, TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    node_id: str
+    hostname: str
+    role: int = 0
+    resources: Resources = Resources()
+    labels: tuple[tuple[str, str], ...] = ()
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterAck:
+    node_id: str
+    session_id: int
+    heartbeat_period_ticks: int
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    node_id: str
+    session_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInvalid:
+    """The dispatcher does not know this session (new leader, or the node was
+    declared down): the agent must register again."""
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    node_id: str
+    session_id: int
+    updates: tuple[tuple[str, TaskStatus], ...]   # (task id, observed status)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignments:
+    """The complete set of tasks the node must run or stop, and ONLY the
+    secrets and configs those tasks reference."""
+    node_id: str
+    session_id: int
+    tasks: tuple[Task, ...]
+    secrets: tuple[Secret, ...] = ()
+    configs: tuple[Config, ...] = ()

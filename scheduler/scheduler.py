@@ -1,0 +1,134 @@
+"""The scheduler component (swarmkit manager/scheduler/scheduler.go): keeps
+NodeInfo for every node from store events, and each tick places the PENDING
+tasks, grouped by (service, spec version), with :func:`placement.schedule_group`.
+Assignments move tasks to ASSIGNED with their node; tasks that fit nowhere
+stay PENDING with the pipeline's explanation as their error. Decisions are
+counted in NodeInfo at once (idempotently, by task id), so the next group in
+the same tick sees them; a failed proposal triggers a rebuild from the store.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from scheduler.component import Component, Context
+from scheduler.model import Task, TaskState, TaskStatus
+from scheduler.placement import NodeInfo, Pipeline, is_active_on_node, schedule_group
+from scheduler.store import Event, PatchTask
+
+ASSIGNED_MESSAGE = "scheduler assigned task to node"
+
+
+class Scheduler(Component):
+    name = "scheduler"
+
+    def __init__(self) -> None:
+        self.infos: dict[str, NodeInfo] = {}
+        self.pending: dict[str, Task] = {}
+        self.pipeline = Pipeline()
+        self.resync = True
+        self.changed = True
+        self._sorted_infos: list[NodeInfo] | None = None
+
+    def start(self, context: Context) -> None:
+        self.resync = True
+
+    def _rebuild(self, store) -> None:
+        self.infos = {node.id: NodeInfo(node) for node in store.list("node")}
+        self._sorted_infos = None
+        self.pending = {}
+        for task in store.objects["task"].values():
+            if is_active_on_node(task):
+                info = self.infos.get(task.node_id)
+                if info is not None:
+                    info.add_task(task)
+            if task.status.state == TaskState.PENDING and task.desired_state <= TaskState.RUNNING:
+                self.pending[task.id] = task
+        self.changed = True
+
+    def on_events(self, events: Iterable[Event]) -> None:
+        if self.resync:
+            return
+        infos = self.infos
+        pending = self.pending
+        for event in events:
+            if event.kind == "task":
+                task, old = event.obj, event.old
+                if old is not None and old.node_id and (event.action == "delete" or not is_active_on_node(task)):
+                    info = infos.get(old.node_id)
+                    if info is not None and old.id in info.tasks:
+                        info.remove_task(old.id)
+                        self.changed = True
+                if event.action == "delete":
+                    pending.pop(task.id, None)
+                    continue
+                if task.node_id and is_active_on_node(task):
+                    info = infos.get(task.node_id)
+                    if info is not None:
+                        info.add_task(task)
+                state = task.status.state
+                if state == TaskState.PENDING and task.desired_state <= TaskState.RUNNING:
+                    if task.id not in pending or (old is not None and old.status.state != state):
+                        self.changed = True
+                    pending[task.id] = task
+                else:
+                    pending.pop(task.id, None)
+                if state in (TaskState.FAILED, TaskState.REJECTED) and old is not None and \
+                        old.status.state != state and task.node_id in infos:
+                    infos[task.node_id].record_failure(task.service_id, task.status.timestamp_ticks)
+            elif event.kind == "node":
+                self.changed = True
+                self._sorted_infos = None
+                if event.action == "delete":
+                    infos.pop(event.obj.id, None)
+                elif event.obj.id in infos:
+                    infos[event.obj.id].node = event.obj
+                else:
+                    infos[event.obj.id] = NodeInfo(event.obj)
+
+    def tick(self, context: Context) -> list:
+        if self.resync:
+            self.resync = False
+            self._rebuild(context.store)
+        if not self.pending or not self.changed:
+            return []
+        self.changed = False
+        now = context.now_ticks
+        config = context.config
+        if self._sorted_infos is None:
+            self._sorted_infos = [self.infos[key] for key in sorted(self.infos)]
+        infos = self._sorted_infos
+        groups: dict[tuple, list[Task]] = {}
+        preassigned: list[Task] = []
+        for task in self.pending.values():
+            if task.node_id:
+                preassigned.append(task)
+            else:
+                groups.setdefault((task.service_id, task.spec_version, id(task.template)), []).append(task)
+        ops: list = []
+        assigned = TaskStatus(TaskState.ASSIGNED, ASSIGNED_MESSAGE, "", now)
+        for task in sorted(preassigned, key=lambda t: t.id):
+            # Global tasks come with their node: only check that node (swarmkit does the same).
+            info = self.infos.get(task.node_id)
+            self.pipeline.set_task(task)
+            if info is not None and self.pipeline.process(info):
+                info.add_task(task)
+                ops.append(PatchTask(task.id, task.version, status=assigned))
+            else:
+                self._unplaced(task, self.pipeline.explain(), now, ops)
+        for key in sorted(groups, key=lambda k: (k[0], k[1], min(t.id for t in groups[k]))):
+            tasks = sorted(groups[key], key=lambda t: (t.slot, t.id))
+            result = schedule_group(tasks, infos, self.pipeline, now, config.failure_window_ticks,
+                                    config.failures_max)
+            infos_by_id = self.infos
+            for task, node_id in result.assignments:
+                infos_by_id[node_id].add_task(task)
+                ops.append(PatchTask(task.id, task.version, node_id=node_id, status=assigned))
+            for task in result.unplaced:
+                self._unplaced(task, result.explanation, now, ops)
+        return ops
+
+    @staticmethod
+    def _unplaced(task: Task, explanation: str, now: int, ops: list) -> None:
+        if task.status.err != explanation:
+            ops.append(PatchTask(task.id, task.version,
+                                 status=TaskStatus(TaskState.PENDING, "pending task scheduling", explanation, now)))
