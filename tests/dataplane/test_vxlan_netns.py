@@ -120,7 +120,12 @@ def lab():
 
 
 def kernel_safe(frame: bytes) -> bool:
-    return frame[6:12] != bytes.fromhex(VX_MAC.replace(":", ""))
+    """Frames the kernel itself refuses, whoever encapsulated them: sourced from the
+    vxlan device's own MAC (loop guard), or VLAN tagged with nothing after the tag (observed dropped
+    on receive; skb_vlan_untag wants 2 bytes beyond the tag)."""
+    if frame[6:12] == bytes.fromhex(VX_MAC.replace(":", "")):
+        return False
+    return not (frame[12:14] in (b"\x81\x00", b"\x88\xa8") and len(frame) < 20)
 
 
 FRAMES = inner_frames(max_size=1400).filter(kernel_safe)
