@@ -937,7 +937,8 @@ class RaftNode:
                 else:
                     for node_id, pr in self.progress.items():
                         if node_id != self.id:
-                            self._send_append(node_id, pr, send_if_empty=False)
+                            # Probe new members at once (match 0); others only if behind.
+                            self._send_append(node_id, pr, send_if_empty=pr.match == 0)
         elif self.role in (StateRole.CANDIDATE, StateRole.PRE_CANDIDATE) and self.id not in self.voters:
             self._become_follower(self.term, NONE)
         return self.conf_state()
