@@ -41,7 +41,7 @@ from dataplane.balancer_py import (
     SERVICE_COLUMNS, VERDICT_NAMES, endpoint_key, index_slot,
 )
 from dataplane.batch import PacketBatch
-from dataplane.conntrack import ConnTrack, Timeouts, check_now
+from dataplane.conntrack import TIME_MAX_NS, ConnTrack, Timeouts, check_now
 from dataplane.conntrack_py import fastrange32
 from dataplane.flowhash import flow_hash as keyed_flow_hash
 from dataplane.flowhash import split_seed
@@ -51,6 +51,7 @@ PROTOCOLS = {"tcp": 6, "udp": 17}
 ON_BACKEND_REMOVED = {"reset": ON_REMOVED_RESET, "repick": ON_REMOVED_REPICK}
 GENERATION_MAX = (1 << 32) - 1
 BACKENDS_MAX = 1 << 24  # a slot number must fit the 24 bits of a tracking entry
+_UINT8 = np.dtype(np.uint8)
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
@@ -361,14 +362,16 @@ class Balancer:
         to a backend), 2 reply (rewritten back to the VIP), 3 drop, 4 reset
         (the flow's backend was removed; a driver may answer with TCP RST).
         """
-        now_ns = check_now(now_ns)
+        if type(now_ns) is not int or not 0 <= now_ns <= TIME_MAX_NS:
+            now_ns = check_now(now_ns)  # raises the typed error
+        count = batch.count
         if verdicts is None:
-            verdicts = np.zeros(batch.count, dtype=np.uint8)
-        elif verdicts.dtype != np.uint8 or verdicts.shape[0] < batch.count:
-            raise BalancerError("verdicts must be a uint8 array at least as long as the batch")
-        if batch.count:
-            self._kernel.process(batch.buffer, batch.offsets, batch.lengths, batch.count, verdicts, now_ns)
-        return verdicts[: batch.count]
+            verdicts = np.zeros(count, dtype=np.uint8)
+        elif verdicts.dtype != _UINT8 or verdicts.ndim != 1 or verdicts.shape[0] < count:
+            raise BalancerError("verdicts must be a 1-D uint8 array at least as long as the batch")
+        if count:
+            self._kernel.process(batch.buffer, batch.offsets, batch.lengths, count, verdicts, now_ns)
+        return verdicts if verdicts.shape[0] == count else verdicts[:count]
 
     def sweep(self, now_ns: int) -> int:
         """Free every expired tracking entry (a driver may call it when idle)."""

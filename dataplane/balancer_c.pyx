@@ -63,6 +63,15 @@ cdef enum:
     ON_REMOVED_RESET = 0
     ON_REMOVED_REPICK = 1
 
+cdef enum:
+    CHUNK_PACKETS = 32  # packets parsed and prefetched ahead of tracking
+    KIND_DONE = 0
+    KIND_REQUEST = 1
+    KIND_REPLY = 2
+
+cdef extern from *:
+    void __builtin_prefetch(const void* address) noexcept nogil
+
 # verdict of each parse outcome other than OK, and its counter
 cdef uint8_t PARSE_VERDICT[6]
 cdef int PARSE_COUNTER[6]
@@ -146,38 +155,81 @@ cdef class Kernel:
     cdef void _process(self, uint8_t* buffer, Py_ssize_t buffer_bytes, const uint32_t* offsets,
                        const uint32_t* lengths, Py_ssize_t count, uint8_t* verdicts,
                        uint64_t now_ns) noexcept nogil:
-        cdef Py_ssize_t packet
-        cdef parsed_frame parsed
+        # Two stages per chunk of packets, as DPDK applications do: first parse,
+        # classify and hash every packet of the chunk and prefetch its tracking
+        # entry, then track and rewrite them in order.  The table is far larger
+        # than the caches; the prefetches overlap the memory latency of a whole
+        # chunk.  Stage 1 has no effect on the table, so the result is the same
+        # as processing the packets one by one (what the twin does).
+        cdef parsed_frame parsed[CHUNK_PACKETS]
+        cdef uint64_t flows[CHUNK_PACKETS]
+        cdef int32_t targets[CHUNK_PACKETS]
+        cdef uint8_t kinds[CHUNK_PACKETS]
+        cdef Py_ssize_t base, packet, chunk, position
         cdef int status
         cdef uint8_t* frame
         cdef uint64_t* counters = &self.counters[0]
-        for packet in range(count):
-            counters[C_PACKETS] += 1
-            if <uint64_t>offsets[packet] + lengths[packet] > <uint64_t>buffer_bytes:
-                verdicts[packet] = VERDICT_DROP
-                counters[C_DROP_BAD_SLOT] += 1
-                continue
-            frame = buffer + offsets[packet]
-            status = nat_parse(frame, lengths[packet], &parsed)
-            if status != PARSE_OK:
-                verdicts[packet] = PARSE_VERDICT[status]
-                counters[PARSE_COUNTER[status]] += 1
-                continue
-            verdicts[packet] = self._balance(frame, &parsed, now_ns)
-
-    cdef uint8_t _balance(self, uint8_t* frame, parsed_frame* parsed, uint64_t now_ns) noexcept nogil:
-        cdef uint64_t* counters = &self.counters[0]
-        cdef int32_t service = index_find(&self.service_keys[0], &self.service_values[0], self.service_bits,
-                                          endpoint_key(parsed.destination_ip, parsed.destination_port,
-                                                       parsed.protocol))
-        if service >= 0:
-            return self._request(frame, parsed, service, now_ns)
-        cdef int32_t backend = index_find(&self.endpoint_keys[0], &self.endpoint_values[0], self.endpoint_bits,
-                                          endpoint_key(parsed.source_ip, parsed.source_port, parsed.protocol))
-        if backend >= 0:
-            return self._reply(frame, parsed, backend, now_ns)
-        counters[C_PASS_NO_SERVICE] += 1
-        return VERDICT_PASS
+        cdef ct_entry* entries = <ct_entry*>&self.table[0]
+        cdef int32_t target
+        cdef uint32_t vip, vip_port, home, line
+        base = 0
+        while base < count:
+            chunk = min(<Py_ssize_t>CHUNK_PACKETS, count - base)
+            for position in range(chunk):
+                packet = base + position
+                kinds[position] = KIND_DONE
+                counters[C_PACKETS] += 1
+                if <uint64_t>offsets[packet] + lengths[packet] > <uint64_t>buffer_bytes:
+                    verdicts[packet] = VERDICT_DROP
+                    counters[C_DROP_BAD_SLOT] += 1
+                    continue
+                frame = buffer + offsets[packet]
+                status = nat_parse(frame, lengths[packet], &parsed[position])
+                if status != PARSE_OK:
+                    verdicts[packet] = PARSE_VERDICT[status]
+                    counters[PARSE_COUNTER[status]] += 1
+                    continue
+                target = index_find(&self.service_keys[0], &self.service_values[0], self.service_bits,
+                                    endpoint_key(parsed[position].destination_ip, parsed[position].destination_port,
+                                                 parsed[position].protocol))
+                if target >= 0:
+                    kinds[position] = KIND_REQUEST
+                    flows[position] = flow_hash13(self.k0, self.k1, parsed[position].protocol,
+                                                  parsed[position].source_ip, parsed[position].destination_ip,
+                                                  parsed[position].source_port, parsed[position].destination_port)
+                else:
+                    target = index_find(&self.endpoint_keys[0], &self.endpoint_values[0], self.endpoint_bits,
+                                        endpoint_key(parsed[position].source_ip, parsed[position].source_port,
+                                                     parsed[position].protocol))
+                    if target < 0:
+                        verdicts[packet] = VERDICT_PASS
+                        counters[C_PASS_NO_SERVICE] += 1
+                        continue
+                    kinds[position] = KIND_REPLY
+                    vip = <uint32_t>self.services[self.backends[target, B_SERVICE], S_VIP]
+                    vip_port = <uint32_t>self.services[self.backends[target, B_SERVICE], S_PORT]
+                    # The entry is keyed by the client-side tuple: client -> VIP.
+                    flows[position] = flow_hash13(self.k0, self.k1, parsed[position].protocol,
+                                                  parsed[position].destination_ip, vip,
+                                                  parsed[position].destination_port, vip_port)
+                targets[position] = target
+                # Every cache line of the probe window (two entries per line): a
+                # miss scans all of it, a hit usually stops in the first line.
+                home = fastrange32(<uint32_t>flows[position], self.capacity)
+                line = 0
+                while line < self.window:
+                    __builtin_prefetch(&entries[home + line if home + line < self.capacity
+                                                else home + line - self.capacity])
+                    line += 2
+            for position in range(chunk):
+                packet = base + position
+                if kinds[position] == KIND_REQUEST:
+                    verdicts[packet] = self._request(buffer + offsets[packet], &parsed[position], targets[position],
+                                                     flows[position], now_ns)
+                elif kinds[position] == KIND_REPLY:
+                    verdicts[packet] = self._reply(buffer + offsets[packet], &parsed[position], targets[position],
+                                                   flows[position], now_ns)
+            base += chunk
 
     cdef inline int32_t _pick(self, int32_t service, uint64_t flow) noexcept nogil:
         cdef uint32_t size = <uint32_t>self.services[service, S_TABLE_SIZE]
@@ -186,12 +238,11 @@ cdef class Kernel:
     cdef inline uint64_t _value(self, int32_t backend) noexcept nogil:
         return ((<uint64_t>self.backends[backend, B_GENERATION]) << 24) | <uint64_t>backend
 
-    cdef uint8_t _request(self, uint8_t* frame, parsed_frame* parsed, int32_t service, uint64_t now_ns) noexcept nogil:
+    cdef uint8_t _request(self, uint8_t* frame, parsed_frame* parsed, int32_t service, uint64_t flow,
+                          uint64_t now_ns) noexcept nogil:
         cdef uint64_t* counters = &self.counters[0]
         cdef uint64_t* ct_counters = &self.ct_counters[0]
         cdef ct_entry* entries = <ct_entry*>&self.table[0]
-        cdef uint64_t flow = flow_hash13(self.k0, self.k1, parsed.protocol, parsed.source_ip,
-                                         parsed.destination_ip, parsed.source_port, parsed.destination_port)
         cdef uint64_t addresses = ct_addresses(parsed.source_ip, parsed.destination_ip)
         cdef uint64_t ports = ct_ports(parsed.protocol, parsed.source_port, parsed.destination_port)
         cdef int64_t index = ct_find(entries, self.capacity, self.window, flow, addresses, ports)
@@ -248,16 +299,14 @@ cdef class Kernel:
                     <uint32_t>self.backends[backend, B_PORT], self.backends[backend, B_MAC])
         return VERDICT_FORWARD
 
-    cdef uint8_t _reply(self, uint8_t* frame, parsed_frame* parsed, int32_t backend, uint64_t now_ns) noexcept nogil:
+    cdef uint8_t _reply(self, uint8_t* frame, parsed_frame* parsed, int32_t backend, uint64_t flow,
+                        uint64_t now_ns) noexcept nogil:
         cdef uint64_t* counters = &self.counters[0]
         cdef uint64_t* ct_counters = &self.ct_counters[0]
         cdef ct_entry* entries = <ct_entry*>&self.table[0]
         cdef int64_t service = self.backends[backend, B_SERVICE]
         cdef uint32_t vip = <uint32_t>self.services[service, S_VIP]
         cdef uint32_t vip_port = <uint32_t>self.services[service, S_PORT]
-        # The entry is keyed by the client-side tuple: client -> VIP.
-        cdef uint64_t flow = flow_hash13(self.k0, self.k1, parsed.protocol, parsed.destination_ip, vip,
-                                         parsed.destination_port, vip_port)
         cdef int64_t index = ct_find(entries, self.capacity, self.window, flow,
                                      ct_addresses(parsed.destination_ip, vip),
                                      ct_ports(parsed.protocol, parsed.destination_port, vip_port))

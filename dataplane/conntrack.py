@@ -105,7 +105,10 @@ class ConnTrack:
             raise ConnTrackError(f"timeouts must be a Timeouts, got {type(self.timeouts).__name__}")
         self.timeouts_ns = self.timeouts.as_array()
         self.k0, self.k1 = split_seed(seed)
-        self.table = np.zeros(capacity * WORDS_PER_ENTRY, dtype=np.uint64)
+        # Written once now, not lazily mapped: the stated memory is really held,
+        # and no page fault lands on the packet path when a flow first touches it.
+        self.table = np.empty(capacity * WORDS_PER_ENTRY, dtype=np.uint64)
+        self.table.fill(0)
         self.counter_array = np.zeros(len(COUNTER_NAMES), dtype=np.uint64)
 
     @property
