@@ -69,7 +69,8 @@ from consensus.types import (
 
 __all__ = ["Config", "RaftNode", "Status", "ReadOnlyOption", "ConfigError", "TRANSFER_CONTEXT"]
 
-TRANSFER_CONTEXT = b"transfer"  # context of votes caused by a leadership transfer
+TRANSFER_CONTEXT = b"transfer"
+_INT_FIELDS = ("term", "log_term", "index", "commit", "reject_hint", "snap_offset")  # context of votes caused by a leadership transfer
 
 MT = MessageType
 
@@ -478,8 +479,13 @@ class RaftNode:
             raise StepLocalMessage(f"local-only message type {m.type.name} from node {m.frm}")
         if m.to != self.id:
             raise MalformedMessage(f"{m.type.name} addressed to {m.to}, this is node {self.id}")
-        if not isinstance(m.frm, int) or m.frm <= 0 or m.frm == self.id:
+        if type(m.frm) is not int or m.frm <= 0 or m.frm == self.id:
             raise MalformedMessage(f"{m.type.name} has invalid sender {m.frm!r}")
+        for name in _INT_FIELDS:
+            if type(getattr(m, name)) is not int:
+                raise MalformedMessage(f"{m.type.name} from {m.frm}: field {name} is not an int")
+        if type(m.context) is not bytes or type(m.entries) is not tuple or type(m.reject) is not bool:
+            raise MalformedMessage(f"{m.type.name} from {m.frm}: context/entries/reject of the wrong type")
         if m.term < 0 or m.index < 0 or m.log_term < 0 or m.commit < 0 or m.reject_hint < 0 or m.snap_offset < 0:
             raise MalformedMessage(f"{m.type.name} from {m.frm} has a negative field")
         if m.log_term > m.term and m.type in (MT.APP, MT.VOTE, MT.PRE_VOTE):
@@ -490,17 +496,27 @@ class RaftNode:
                 raise MalformedMessage(f"{m.type.name} from {m.frm} carries entries")
             expected = m.index + 1
             for entry in m.entries:
-                if not isinstance(entry, Entry) or entry.index != expected:
+                if not isinstance(entry, Entry) or type(entry.index) is not int or entry.index != expected:
                     raise MalformedMessage(f"APP from {m.frm}: entries not consecutive from {m.index + 1}")
-                if entry.term > m.term or entry.term < m.log_term or entry.term <= 0:
+                if type(entry.term) is not int or entry.term > m.term or entry.term < m.log_term or entry.term <= 0:
                     raise MalformedMessage(f"APP from {m.frm}: entry {entry.index} has term {entry.term}")
                 if not isinstance(entry.data, (bytes, bytearray)) or not isinstance(entry.type, EntryType):
                     raise MalformedMessage(f"APP from {m.frm}: entry {entry.index} is malformed")
                 expected += 1
         if m.type == MT.SNAP:
             snap = m.snapshot
-            if snap is None or snap.metadata.index <= 0 or snap.metadata.term <= 0:
+            if (
+                not isinstance(snap, Snapshot)
+                or type(snap.metadata.index) is not int
+                or type(snap.metadata.term) is not int
+                or type(snap.data) is not bytes
+                or snap.metadata.index <= 0
+                or snap.metadata.term <= 0
+            ):
                 raise MalformedMessage(f"SNAP from {m.frm} without a valid snapshot")
+            cs = snap.metadata.conf_state
+            if not all(type(v) is int and v > 0 for v in tuple(cs.voters) + tuple(cs.learners)):
+                raise MalformedMessage(f"SNAP from {m.frm}: membership with invalid node ids")
             if snap.metadata.term > m.term:
                 raise MalformedMessage(f"SNAP from {m.frm}: snapshot term beyond message term")
         elif m.snapshot is not None:

@@ -150,6 +150,8 @@ class ManagerHost:
             return
         raft = self.raft
         assert raft is not None and self.app is not None
+        if self.sim._trace_on:
+            self.sim.trace.append((self.sim.now_us, "tick", self.node_id))
         raft.tick()
         proposals = self.app.on_tick(self)
         for data in proposals or ():
@@ -253,6 +255,8 @@ class ManagerHost:
             return
         self.disk.sync()
         self.syncing = None
+        if self.sim._trace_on:
+            self.sim.trace.append((self.sim.now_us, "fsync", self.node_id))
         self._finish(rd)
         self.drain()
 
