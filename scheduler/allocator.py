@@ -22,7 +22,7 @@ from typing import Iterable, Optional
 from scheduler.component import Component, Context
 from scheduler.errors import AllocationExhausted
 from scheduler.model import PortConfig, Service, ServiceEndpoint, Task, TaskState, TaskStatus, evolve
-from scheduler.store import Event, PatchTask, Update
+from scheduler.store import Event, PatchTask, PatchTasks, Update
 
 DYNAMIC_PORT_FIRST = 30000
 DYNAMIC_PORT_LAST = 32767
@@ -250,6 +250,7 @@ class Allocator(Component):
         self.dirty_services = set()
         pending_status = TaskStatus(TaskState.PENDING, "pending task scheduling", "", now)
         done: list[str] = []
+        rows: list = []
         for task_id in sorted(self.new_tasks):
             task = self.new_tasks[task_id]
             error = service_error.get(task.service_id)
@@ -276,9 +277,11 @@ class Allocator(Component):
             done.append(task_id)
             if attachments:
                 self.task_addresses[task.id] = tuple(attachments)
-                ops.append(PatchTask(task.id, task.version, status=pending_status, networks=tuple(attachments)))
+                rows.append((task.id, task.version, None, tuple(attachments)))
             else:
-                ops.append(PatchTask(task.id, task.version, status=pending_status))
+                rows.append((task.id, task.version, None, None))
+        if rows:
+            ops.append(PatchTasks(tuple(rows), pending_status))
         for task_id in done:   # back via events once committed (or via resync on failure)
             del self.new_tasks[task_id]
         return ops

@@ -351,7 +351,7 @@ class TaskStatus:
     exit_code: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)   # no __slots__: evolve() copies __dict__, the cheapest copy at 100k tasks
 class Task:
     id: str
     service_id: str
@@ -448,6 +448,12 @@ def evolve(obj, **changes):
     validation (the caller changes only fields it already validated). Much
     cheaper than dataclasses.replace, which matters at 100k tasks."""
     cls = type(obj)
+    if cls is Task:
+        new = object.__new__(Task)
+        values = new.__dict__
+        values.update(obj.__dict__)
+        values.update(changes)
+        return new
     names = _SLOTS_BY_TYPE.get(cls)
     if names is None:
         names = _SLOTS_BY_TYPE[cls] = tuple(cls.__dataclass_fields__)

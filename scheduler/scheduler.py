@@ -13,7 +13,7 @@ from typing import Iterable
 from scheduler.component import Component, Context
 from scheduler.model import Task, TaskState, TaskStatus
 from scheduler.placement import NodeInfo, Pipeline, is_active_on_node, schedule_group
-from scheduler.store import Event, PatchTask
+from scheduler.store import Event, PatchTask, PatchTasks
 
 ASSIGNED_MESSAGE = "scheduler assigned task to node"
 
@@ -120,9 +120,12 @@ class Scheduler(Component):
             result = schedule_group(tasks, infos, self.pipeline, now, config.failure_window_ticks,
                                     config.failures_max)
             infos_by_id = self.infos
+            rows = []
             for task, node_id in result.assignments:
                 infos_by_id[node_id].add_task(task)
-                ops.append(PatchTask(task.id, task.version, node_id=node_id, status=assigned))
+                rows.append((task.id, task.version, node_id, None))
+            if rows:
+                ops.append(PatchTasks(tuple(rows), assigned))
             for task in result.unplaced:
                 self._unplaced(task, result.explanation, now, ops)
         return ops

@@ -86,6 +86,17 @@ class PatchTask:
 
 
 @dataclass(frozen=True, slots=True)
+class PatchTasks:
+    """Bulk form of PatchTask for decisions that share one status and desired
+    state (the allocator's PENDING, the scheduler's ASSIGNED): rows are
+    (task id, expected version, node id or None, networks or None). One op
+    for 100k tasks keeps encode, decode and apply in tight loops."""
+    rows: tuple
+    status: Optional[TaskStatus] = None
+    desired_state: Optional[TaskState] = None
+
+
+@dataclass(frozen=True, slots=True)
 class ReportStatus:
     """An agent's observed status; forward-only, stale reports dropped."""
     task_id: str
@@ -93,7 +104,7 @@ class ReportStatus:
     status: TaskStatus
 
 
-Op = Union[Create, Update, Delete, Assert, CreateTasks, PatchTask, ReportStatus]
+Op = Union[Create, Update, Delete, Assert, CreateTasks, PatchTask, PatchTasks, ReportStatus]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,11 @@ class Transaction:
                             None if op.desired_state is None else int(op.desired_state),
                             None if op.status is None else codec.encode(op.status),
                             None if op.networks is None else [list(n) for n in op.networks]])
+            elif cls is PatchTasks:
+                ops.append(["P", None if op.status is None else codec.encode(op.status),
+                            None if op.desired_state is None else int(op.desired_state),
+                            [[task_id, version, node_id, None if networks is None else [list(n) for n in networks]]
+                             for task_id, version, node_id, networks in op.rows]])
             elif cls is ReportStatus:
                 ops.append(["r", op.task_id, op.node_id, codec.encode(op.status)])
             elif cls is CreateTasks:
@@ -236,6 +252,17 @@ def _decode_op(raw: Any, templates: list) -> Op:
         return PatchTask(_str(raw[1]), _int(raw[2]), None if raw[3] is None else _str(raw[3]),
                          None if raw[4] is None else _state(raw[4]),
                          None if raw[5] is None else codec.decode(TaskStatus, raw[5]), networks)
+    if tag == "P" and len(raw) == 4:
+        rows = []
+        append = rows.append
+        for task_id, version, node_id, networks in raw[3]:
+            if type(task_id) is not str or type(version) is not int or (node_id is not None and type(node_id) is not str):
+                raise MalformedEntry("patch-tasks: bad row")
+            if networks is not None:
+                networks = tuple((_str(n), _str(a)) for n, a in networks)
+            append((task_id, version, node_id, networks))
+        return PatchTasks(tuple(rows), None if raw[1] is None else codec.decode(TaskStatus, raw[1]),
+                          None if raw[2] is None else _state(raw[2]))
     if tag == "r" and len(raw) == 4:
         return ReportStatus(_str(raw[1]), _str(raw[2]), codec.decode(TaskStatus, raw[3]))
     if tag == "ct" and len(raw) == 8:
@@ -323,6 +350,11 @@ class Store:
         except MalformedEntry as error:
             self.stats["malformed"] += 1
             return ApplyResult(index, False, error)
+        except (TypeError, ValueError, AttributeError, IndexError, KeyError, RecursionError) as error:
+            # Safety net: the decoders above should already turn these into
+            # MalformedEntry; a committed entry must never crash a manager.
+            self.stats["malformed"] += 1
+            return ApplyResult(index, False, MalformedEntry(f"undecodable entry: {type(error).__name__}: {error}"))
         return self.apply_transaction(index, transaction)
 
     def apply_transaction(self, index: int, transaction: Transaction) -> ApplyResult:
@@ -379,6 +411,8 @@ class Store:
             new = evolve(task, **changes)
             staged[("task", task.id)] = new
             events.append(Event("update", "task", new, task))
+        elif cls is PatchTasks:
+            self._stage_bulk(index, op, staged, events)
         elif cls is ReportStatus:
             task = self._current(staged, "task", op.task_id)
             if task is None or task.node_id != op.node_id or op.status.state <= task.status.state:
@@ -444,6 +478,42 @@ class Store:
                 raise VersionConflict(f"{op.kind} {op.id} is at version {version}, expected {op.expected_version}")
         else:
             raise MalformedEntry(f"not a store op: {type(op).__name__}")
+
+    def _stage_bulk(self, index: int, op: PatchTasks, staged: dict, events: list) -> None:
+        tasks = self.objects["task"]
+        status, desired = op.status, op.desired_state
+        history_entry = None if status is None else ((int(status.state), status.timestamp_ticks),)
+        new_task = object.__new__
+        append = events.append
+        for task_id, version, node_id, networks in op.rows:
+            key = ("task", task_id)
+            task = staged[key] if key in staged else tasks.get(task_id)
+            if task is None:
+                raise NotFound(f"task {task_id} not found")
+            if task.version != version:
+                raise VersionConflict(f"task {task_id} is at version {task.version}, expected {version}")
+            new = new_task(Task)
+            values = new.__dict__
+            values.update(task.__dict__)
+            values["version"] = index
+            if node_id is not None:
+                values["node_id"] = node_id
+            if networks is not None:
+                values["networks"] = networks
+            if status is not None:
+                old_state = task.status.state
+                if status.state < old_state:
+                    raise StateRegression(f"task {task_id}: {old_state.name} -> {status.state.name} moves backwards")
+                values["status"] = status
+                if status.state != old_state:
+                    values["history"] = (task.history + history_entry)[-TASK_HISTORY_ENTRIES_MAX:]
+            if desired is not None:
+                if desired < task.desired_state:
+                    raise StateRegression(f"task {task_id}: desired {task.desired_state.name} -> {desired.name} "
+                                          "moves backwards")
+                values["desired_state"] = desired
+            staged[key] = new
+            append(Event("update", "task", new, task))
 
     def _check_unique_name(self, kind: str, obj: Any, staged: dict) -> None:
         name = obj.spec.name if kind == "service" else getattr(obj, "name", None)
