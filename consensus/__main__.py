@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--heartbeat-ticks", type=_positive_int, default=5)
     serve.add_argument("--request-timeout-s", type=_positive_float, default=1.5)
     serve.add_argument("--snapshot-every-entries", type=_positive_int, default=20000)
+    serve.add_argument("--compaction-margin-entries", type=int, default=500, help="entries kept behind a snapshot for slow followers")
     serve.add_argument("--segment-size-bytes", type=_positive_int, default=64 * 1024 * 1024)
     serve.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     client = commands.add_parser("client", help="one key-value or admin request")
@@ -98,6 +99,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         heartbeat_ticks=args.heartbeat_ticks,
         request_timeout_s=args.request_timeout_s,
         snapshot_every_entries=args.snapshot_every_entries,
+        compaction_margin_entries=max(0, args.compaction_margin_entries),
         segment_size_bytes=args.segment_size_bytes,
     )
 

@@ -83,8 +83,11 @@ class ServerConfig:
     inflight_commands_max: int = 40000
     max_uncommitted_entries_bytes: int = 64 * 1024 * 1024
     max_inflight_msgs: int = 256
+    # Snapshot when either bound is reached since the last one (entries are
+    # batches of up to batch_bytes_max, so the byte bound usually fires first).
     snapshot_every_entries: int = 20000
-    compaction_margin_entries: int = 2000  # entries kept behind a snapshot for slow followers
+    snapshot_every_bytes: int = 64 * 1024 * 1024
+    compaction_margin_entries: int = 500  # entries kept behind a snapshot for slow followers
     segment_size_bytes: int = 64 * 1024 * 1024
     seed: Optional[int] = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -183,6 +186,7 @@ class RaftServer:
             self.kv.restore(snapshot.data)
         self.applied = snapshot.metadata.index
         self.last_snapshot_index = snapshot.metadata.index
+        self.applied_bytes_since_snapshot = 0
         self.node = RaftNode(
             Config(
                 id=config.node_id,
@@ -334,6 +338,7 @@ class RaftServer:
             "voters": list(status.voters),
             "learners": list(status.learners),
             "snapshot_index": self.last_snapshot_index,
+            "first_index": self.storage.first_index(),
             "kv_digest": self.kv_digest(),
             "kv_keys": len(self.kv.data),
             "fsyncs": self.storage.wal.fsync_count,
@@ -516,6 +521,7 @@ class RaftServer:
             self.kv = KvStateMachine()
         self.applied = snapshot.metadata.index
         self.last_snapshot_index = snapshot.metadata.index
+        self.applied_bytes_since_snapshot = 0
         self.stats["snapshots_installed"] += 1
 
     def _apply(self, entries: Any) -> None:
@@ -544,6 +550,7 @@ class RaftServer:
             else:
                 self._apply_conf_change(entry, proposal)
             self.applied = index
+            self.applied_bytes_since_snapshot += len(entry.data)
         self.stats["entries_applied"] += len(entries)
 
     def _answer_lost(self, proposal: _Proposal) -> None:
@@ -604,7 +611,10 @@ class RaftServer:
 
     # ------------------------------------------------------------ snapshots
     def _maybe_snapshot(self) -> None:
-        if self.applied - self.last_snapshot_index >= self.config.snapshot_every_entries:
+        if (
+            self.applied - self.last_snapshot_index >= self.config.snapshot_every_entries
+            or self.applied_bytes_since_snapshot >= self.config.snapshot_every_bytes
+        ):
             self._take_snapshot()
 
     def _take_snapshot(self) -> None:
@@ -613,6 +623,7 @@ class RaftServer:
             return
         self.storage.create_snapshot(index, self.node.conf_state(), self.kv.snapshot())
         self.last_snapshot_index = index
+        self.applied_bytes_since_snapshot = 0
         compact_index = index - self.config.compaction_margin_entries
         if compact_index > self.storage.first_index():
             self.storage.compact(compact_index)

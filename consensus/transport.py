@@ -7,8 +7,10 @@ hello frame (magic, wire version, sender id), then carries one encoded
 
 Bounds and failure handling (Raft tolerates loss, so the transport drops
 rather than blocks - etcd's rafthttp does the same with its bounded pipeline):
-- ``queue_messages_max`` messages wait per peer while it is unreachable or its
-  socket buffer is full; beyond that a message is dropped and counted.
+- ``queue_messages_max`` messages wait per peer while its socket buffer is
+  full; beyond that a message is dropped and counted.  While a peer is not
+  connected its messages are dropped (counted) instead of queued: a stale
+  backlog delivered after a reconnect is useless to Raft.
 - Reconnects use exponential backoff with jitter (``backoff_s_min`` ..
   ``backoff_s_max``), from an injected ``random.Random``.
 - A frame above ``frame_bytes_max``, a malformed frame, a bad hello or a
@@ -139,6 +141,11 @@ class _Outbound(asyncio.Protocol):
     # sending
     def enqueue(self, encoded: bytes) -> None:
         owner = self.owner
+        if self.transport is None:
+            # Not connected: drop rather than deliver a stale backlog later
+            # (Raft re-sends what matters; etcd drops to unreachable peers too).
+            owner.stats["sent_dropped_disconnected"] += 1
+            return
         if len(self.pending) >= owner.queue_messages_max:
             owner.stats["sent_dropped_queue_full"] += 1
             return
@@ -255,6 +262,14 @@ class PeerTransport:
     def send_many(self, messages: Iterable[Message]) -> None:
         for message in messages:
             self.send(message)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every queued frame now (one write per peer) instead of at the
+        next loop iteration: saves an iteration of latency per hop."""
+        for outbound in self._outbound.values():
+            if outbound.pending:
+                outbound.flush()
 
     def block(self, peers: Iterable[int]) -> None:
         """Test hook: drop traffic to and from ``peers`` (replaces the set)."""

@@ -205,3 +205,32 @@ def test_partition_leader_away_and_heal_without_divergence(cluster_factory, size
         await client.close()
 
     asyncio.run(scenario())
+
+
+def test_lagging_follower_catches_up_through_a_snapshot(cluster_factory) -> None:
+    cluster = cluster_factory(3, fsync=False, extra_args=("--snapshot-every-entries", "10", "--compaction-margin-entries", "2"))
+
+    async def scenario() -> None:
+        leader = await cluster.wait_leader()
+        lagging = next(n for n in (1, 2, 3) if n != leader)
+        cluster.kill(lagging)
+        client = cluster.client()
+        for i in range(60):  # sequential puts: one entry each, several snapshots
+            await client.put(f"k{i}", f"v{i}")
+        status = await cluster.status(leader)
+        assert status["snapshot_index"] >= 50 and status["first_index"] > 40, status
+        cluster.start(lagging)
+        statuses = await cluster.wait_converged([1, 2, 3], timeout_s=15.0)
+        assert statuses[0]["kv_keys"] == 60
+        lagging_status = await cluster.status(lagging)
+        assert lagging_status["stats"].get("snapshots_installed", 0) >= 1, lagging_status
+        # A full restart recovers from snapshots + WAL on every node.
+        for node in (1, 2, 3):
+            cluster.kill(node)
+        cluster.start()
+        await cluster.wait_leader()
+        assert await client.get("k59") == "v59"
+        await cluster.wait_converged([1, 2, 3], timeout_s=15.0)
+        await client.close()
+
+    asyncio.run(scenario())

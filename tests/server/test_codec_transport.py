@@ -104,6 +104,7 @@ def test_transport_delivers_in_order_and_survives_bad_frames() -> None:
         nodes, inbox, addresses = make_pair()
         for node in nodes.values():
             await node.start()
+        await wait_for(lambda: all(node.stats["connects"] >= 1 for node in nodes.values()))
         try:
             sent = [Message(MessageType.APP, 2, 1, term=1, index=i, entries=(Entry(1, i + 1, data=b"x" * 10),)) for i in range(500)]
             nodes[1].send_many(sent)
@@ -139,6 +140,7 @@ def test_block_hook_partitions_and_heals_and_reconnect_after_restart() -> None:
         nodes, inbox, addresses = make_pair()
         for node in nodes.values():
             await node.start()
+        await wait_for(lambda: all(node.stats["connects"] >= 1 for node in nodes.values()))
         try:
             nodes[1].block({2})
             nodes[1].send(Message(MessageType.HEARTBEAT, 2, 1, term=1))
@@ -157,6 +159,7 @@ def test_block_hook_partitions_and_heals_and_reconnect_after_restart() -> None:
                 return bool(inbox[2])
 
             await wait_for(delivered)
+            assert nodes[1].stats["sent_dropped_disconnected"] >= 1  # while node 2 was away
         finally:
             for node in nodes.values():
                 await node.close()
