@@ -64,7 +64,7 @@ cdef enum:
     ON_REMOVED_REPICK = 1
 
 cdef enum:
-    CHUNK_PACKETS = 32  # packets parsed and prefetched ahead of tracking
+    CHUNK_PACKETS = 16  # packets parsed and prefetched ahead of tracking
     KIND_DONE = 0
     KIND_REQUEST = 1
     KIND_REPLY = 2

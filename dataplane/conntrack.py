@@ -35,6 +35,7 @@ PROBE_WINDOW_MAX = 64
 VALUE_MAX = (1 << 56) - 1
 TIME_MAX_NS = (1 << 62)  # now + any timeout stays below 2**64
 SECOND_NS = 1_000_000_000
+CACHE_LINE_BYTES = 64
 
 
 class ConnTrackError(ValueError):
@@ -107,7 +108,11 @@ class ConnTrack:
         self.k0, self.k1 = split_seed(seed)
         # Written once now, not lazily mapped: the stated memory is really held,
         # and no page fault lands on the packet path when a flow first touches it.
-        self.table = np.empty(capacity * WORDS_PER_ENTRY, dtype=np.uint64)
+        # Aligned to a cache line, so an entry (32 bytes) never straddles two.
+        words = capacity * WORDS_PER_ENTRY
+        raw = np.empty(words + CACHE_LINE_BYTES // 8, dtype=np.uint64)
+        start = (-raw.ctypes.data % CACHE_LINE_BYTES) // 8
+        self.table = raw[start : start + words]
         self.table.fill(0)
         self.counter_array = np.zeros(len(COUNTER_NAMES), dtype=np.uint64)
 
