@@ -65,7 +65,7 @@ class Net:
             storage,
         )
         self.nodes[node_id] = node
-        self.applied.setdefault(node_id, [])
+        self.applied[node_id] = []  # a restarted node re-applies its log
         self.read_states.setdefault(node_id, [])
         self.down.discard(node_id)
         return node
