@@ -44,9 +44,11 @@ def test_share_of_slots_follows_share_of_weight(backends: dict[str, int], size: 
     for index, name in enumerate(ordered):
         expected = size * backends[name] / total_weight
         assert abs(counts[index] / size - backends[name] / total_weight) <= 0.01, (name, counts[index], expected)
-        # Stronger, from the credit rule (maglev_py): each turn fills one slot, and
-        # a backend is at most one turn ahead of or behind its weight.
-        assert abs(counts[index] - expected) <= 2.0, (name, counts[index], expected)
+        # Stronger, from the credit rule (maglev_py): each turn fills one slot and
+        # after R rounds backend i has R*w_i/w_max turns, -1..+1; the N such
+        # errors shift every backend's share by at most N*w_i/W slots.
+        bound = 1 + len(backends) * backends[name] / total_weight + 1e-9
+        assert abs(counts[index] - expected) <= bound, (name, counts[index], expected, bound)
 
 
 # Maglev is not minimally disruptive: the removed backend's slots must move
