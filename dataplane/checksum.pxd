@@ -41,15 +41,43 @@ cdef inline uint32_t fold16(uint64_t total) noexcept nogil:
     return <uint32_t>total
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* Long buffers: the same loop compiled twice, for AVX2 and for the baseline,
+       picked once at load time (GCC target_clones / ifunc), since the build uses
+       no -march flag.  Short buffers stay on the inline loop below. */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    __attribute__((target_clones("avx2", "default"), unused))
+    #else
+    __attribute__((unused))
+    #endif
+    static uint64_t shoal_checksum_sum32_long(const uint8_t *data, size_t words) {
+        uint64_t total = 0;
+        for (size_t index = 0; index < words; index++) {
+            uint32_t word;
+            memcpy(&word, data + (index << 2), 4);
+            total += word;
+        }
+        return total;
+    }
+    """
+    uint64_t shoal_checksum_sum32_long(const uint8_t* data, size_t words) nogil
+
+
 cdef inline uint64_t native_sum32(const uint8_t* data, size_t length) noexcept nogil:
     """Sum of the data as native-order 32-bit words (zero padded), unfolded."""
     cdef uint64_t total = 0
     cdef size_t words = length >> 2
     cdef size_t index
     cdef uint32_t word
-    for index in range(words):
-        memcpy(&word, data + (index << 2), 4)
-        total += word
+    if words >= 32:
+        total = shoal_checksum_sum32_long(data, words)
+    else:
+        for index in range(words):
+            memcpy(&word, data + (index << 2), 4)
+            total += word
     cdef size_t rest = length & 3
     if rest:
         word = 0
