@@ -56,6 +56,11 @@ class RaftLog:
 
     def term(self, index: int) -> int:
         """Term at ``index``; raises Compacted / Unavailable outside the log."""
+        offset = self.unstable_offset
+        if index >= offset:  # fast path: the unstable tail (the common case on a leader)
+            position = index - offset
+            if position < len(self.unstable_entries):
+                return self.unstable_entries[position].term
         dummy = self.first_index() - 1
         if index < dummy:
             raise Compacted(f"index {index} is compacted (first index {dummy + 1})")
@@ -182,7 +187,7 @@ class RaftLog:
         return self.unstable_snapshot is not None
 
     def has_next_committed_entries(self) -> bool:
-        if self.unstable_snapshot is not None:
+        if self.committed <= self.applied or self.unstable_snapshot is not None:
             return False
         return self.committed > max(self.applied, self.first_index() - 1)
 

@@ -1064,11 +1064,11 @@ class RaftNode:
             soft = SoftState(self.lead, self.role)
             self._prev_soft = soft
         hard = None
-        if (
-            self.term != self._prev_hard.term
-            or self.vote != self._prev_hard.vote
-            or log.committed != self._prev_hard.commit
-        ):
+        must_sync = bool(log.unstable_entries) or log.unstable_snapshot is not None
+        previous = self._prev_hard
+        if self.term != previous.term or self.vote != previous.vote or log.committed != previous.commit:
+            if self.term != previous.term or self.vote != previous.vote:
+                must_sync = True
             hard = HardState(self.term, self.vote, log.committed)
             self._prev_hard = hard
         committed = log.next_committed_entries(self.config.max_committed_size_per_ready_bytes)
@@ -1084,6 +1084,7 @@ class RaftNode:
             tuple(self.msgs),
             tuple(self.msgs_after_persist),
             tuple(self.read_states),
+            must_sync,
         )
         self.msgs = []
         self.msgs_after_persist = []

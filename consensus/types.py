@@ -236,11 +236,11 @@ class Ready:
     messages: tuple[Message, ...] = ()
     messages_after_persist: tuple[Message, ...] = ()
     read_states: tuple[ReadState, ...] = ()
-
-    @property
-    def must_sync(self) -> bool:
-        """True when step 2 has durable work (etcd MustSync)."""
-        return self.hard_state is not None or bool(self.entries) or self.snapshot is not None
+    # True when step 2 must be durable (fsync) before step 3 (etcd MustSync):
+    # new entries, a snapshot, or a changed term or vote.  A hard state whose
+    # only change is the commit index may be written lazily (commit can be
+    # recomputed after a restart; it may lag, never lead).
+    must_sync: bool = False
 
 
 class ConfChangeType(enum.IntEnum):

@@ -28,6 +28,14 @@ class SimDisk:
     def write(self, snapshot: Optional[Snapshot], entries: tuple[Entry, ...], hard_state: Optional[HardState]) -> None:
         self.pending.append((snapshot, entries, hard_state))
 
+    def write_lazy(self, hard_state: HardState) -> None:
+        """A commit-only hard state change: no fsync is awaited.  It lands
+        behind any pending writes (so it never runs ahead of them)."""
+        if self.pending:
+            self.pending.append((None, (), hard_state))
+        else:
+            self.durable.set_hard_state(hard_state)
+
     def sync(self) -> None:
         """fsync: every pending write becomes durable, in order."""
         durable = self.durable

@@ -248,6 +248,10 @@ class ManagerHost:
                     sim._schedule(latency, self._on_fsync, self.incarnation, rd)
                     return
                 self.disk.sync()
+            elif rd.hard_state is not None:
+                # Only the commit index moved: written without waiting for an
+                # fsync (etcd MustSync); harmless if a crash loses it.
+                self.disk.write_lazy(rd.hard_state)
             self._finish(rd)
 
     def _on_fsync(self, incarnation: int, rd: Ready) -> None:
