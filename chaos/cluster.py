@@ -98,7 +98,7 @@ class ManagerApp(BaseApplication):
 class _Attempt:
     """One client request being routed to the leader."""
 
-    __slots__ = ("request", "done", "tried", "redirects", "refusals")
+    __slots__ = ("request", "done", "tried", "redirects", "refusals", "sent", "maybe_applied", "finished")
 
     def __init__(self, request: Any, done: Callable[..., None]) -> None:
         self.request = request
@@ -106,6 +106,11 @@ class _Attempt:
         self.tried: list[int] = []
         self.redirects = 0
         self.refusals: list[str] = []
+        self.sent = 0  # attempts sent; an answer to an older one is stale
+        # An attempt timed out: it may still apply, so a later definite refusal
+        # of another attempt no longer proves "did not happen" (Jepsen: info).
+        self.maybe_applied = False
+        self.finished = False
 
 
 class SimCluster:
@@ -137,6 +142,7 @@ class SimCluster:
         for position, node in enumerate(experiment.nodes, start=1):
             self.ids[node.name] = position
             self.names[position] = node.name
+        self.sim_seed = seed
         self.manager_ids = [self.ids[node.name] for node in experiment.managers]
         self.worker_ids = [self.ids[node.name] for node in experiment.workers]
         self.scheduler = scheduler_adapter(self)
@@ -152,6 +158,7 @@ class SimCluster:
             self.sim.add_process(node_id, self.scheduler.worker_factory() if self.scheduler is not None
                                  else _IdleProcess)
         self.rng: random.Random = derive_rng(seed, "chaos-clients")
+        self.attempt_timeout_us = max(experiment.election_timeout_ms // 2, 2 * timing.tick_ms) * 1000
         self.leader_guess: int | None = None
         self.vip: list[VipObservation] = []
         self.requests = {"kv": 0, "service": 0, "redirects": 0, "no_quorum": 0}
@@ -174,7 +181,8 @@ class SimCluster:
         for node_id in self.manager_ids:
             host = self.sim.managers[node_id]
             raft = host.raft
-            if host.alive and raft is not None and raft.role == StateRole.LEADER:
+            # A paused leader still believes it leads but serves nobody: not counted.
+            if host.alive and not host.paused and raft is not None and raft.role == StateRole.LEADER:
                 result.append((self.names[node_id], raft.term))
         return result
 
@@ -227,9 +235,15 @@ class SimCluster:
         remaining = self._remaining_us(attempt)
         if remaining <= 0:
             return  # the runner expires it as info
+        # A per-attempt timeout so that a paused or cut-off manager does not
+        # eat the whole request timeout: then the client tries another one
+        # (kv writes carry a session id, so a retry applies at most once).
+        remaining = min(remaining, self.attempt_timeout_us)
         attempt.tried.append(node_id)
+        attempt.sent += 1
+        sequence = attempt.sent
         request = attempt.request
-        callback = lambda result: self._answer(attempt, result)  # noqa: E731
+        callback = lambda result: self._answer(attempt, result, sequence)  # noqa: E731
         if isinstance(request, KvRequest):
             if request.f == "get":
                 self.sim.read(node_id, request.key, callback=callback, timeout_us=remaining)
@@ -239,26 +253,48 @@ class SimCluster:
                                      client_id=request.client_id, request_id=request.request_id)
             self.sim.propose(node_id, KV_TAG + command, callback=callback, timeout_us=remaining)
             return
-        data = self.scheduler.service_command(request.op, self.now_ms)
-        self.sim.propose(node_id, SCHEDULER_TAG + data, callback=callback, timeout_us=remaining)
+        host = self.sim.managers[node_id]
+        data = b""  # a non-leader refuses before looking at the data (and hints the leader)
+        if host.alive and host.raft is not None and host.raft.role == StateRole.LEADER and host.app is not None:
+            from chaos.swarm_adapter import ServiceCommandError
 
-    def _answer(self, attempt: _Attempt, result: ClientResult) -> None:
+            try:
+                data = SCHEDULER_TAG + self.scheduler.service_command(request.op, host.app.swarm)
+            except ServiceCommandError as error:
+                self._fail(attempt, str(error))
+                return
+        self.sim.propose(node_id, data, callback=callback, timeout_us=remaining)
+
+    def _finish(self, attempt: _Attempt, *answer: Any) -> None:
+        if not attempt.finished:
+            attempt.finished = True
+            attempt.done(*answer)
+
+    def _answer(self, attempt: _Attempt, result: ClientResult, sequence: int) -> None:
         request = attempt.request
         kv = isinstance(request, KvRequest)
+        if attempt.finished:
+            return
+        if sequence != attempt.sent and result.status != OK:
+            return  # a stale attempt's refusal or timeout: the newer attempt decides
         if result.status == OK:
             self.leader_guess = result.node
             if kv:
                 self._kv_ok(attempt, result)
             else:
                 outcome, error = self.scheduler.service_outcome(result.value)
-                attempt.done(outcome, error)
+                self._finish(attempt, outcome, error)
             return
         if result.status != FAIL:
-            # Timed out: unknown outcome (the runner's own deadline also fires).
-            if kv:
-                attempt.done("info", None, result.error or "timeout")
-            else:
-                attempt.done("info", result.error or "timeout")
+            # This attempt timed out: unknown outcome.  Try another manager while
+            # the request's own deadline allows; the runner expires it as info.
+            attempt.maybe_applied = True
+            attempt.refusals.append(f"{self.names.get(result.node, result.node)}: no answer")
+            self.leader_guess = None
+            others = [node_id for node_id in self.manager_ids if node_id != result.node]
+            untried = [node_id for node_id in others if node_id not in attempt.tried]
+            if self._remaining_us(attempt) > 0 and (untried or others):
+                self._send(attempt, (untried or others)[0])
             return
         error = result.error or ""
         if "replaced by term" in error:
@@ -282,29 +318,32 @@ class SimCluster:
         self._fail(attempt, f"{NO_QUORUM}: no reachable manager knows a leader ({'; '.join(attempt.refusals)})")
 
     def _fail(self, attempt: _Attempt, error: str) -> None:
+        outcome = "fail"
+        if attempt.maybe_applied:
+            outcome, error = "info", f"{error} (an earlier attempt timed out and may still apply)"
         if isinstance(attempt.request, KvRequest):
-            attempt.done("fail", None, error)
+            self._finish(attempt, outcome, None, error)
         else:
-            attempt.done("fail", error)
+            self._finish(attempt, outcome, error)
 
     def _kv_ok(self, attempt: _Attempt, result: ClientResult) -> None:
         request: KvRequest = attempt.request
         if request.f == "get":
-            attempt.done("ok", result.value, None)
+            self._finish(attempt, "ok", result.value, None)
             return
         try:
             answer = KvResult.from_wire(result.value)
         except (ValueError, TypeError):
-            attempt.done("info", None, f"unreadable kv result {result.value!r}")
+            self._finish(attempt, "info", None, f"unreadable kv result {result.value!r}")
             return
         if answer.status == KvStatus.OK:
-            attempt.done("ok", request.value, None)
+            self._finish(attempt, "ok", request.value, None)
         elif answer.status == KvStatus.CAS_FAILED:
-            attempt.done("fail", answer.value, f"cas mismatch: {request.key} is {answer.value!r}")
+            self._finish(attempt, "fail", answer.value, f"cas mismatch: {request.key} is {answer.value!r}")
         elif answer.status in (KvStatus.SESSION_EXPIRED, KvStatus.STALE_REQUEST):
-            attempt.done("info", None, f"kv session cannot tell: {answer.value}")
+            self._finish(attempt, "info", None, f"kv session cannot tell: {answer.value}")
         else:
-            attempt.done("fail", None, f"kv error: {answer.value}")
+            self._finish(attempt, "fail", None, f"kv error: {answer.value}")
 
     # ---- faults (nemesis FaultTarget) --------------------------------------------------
     def crash(self, node: str, lose_unpersisted: bool) -> None:
@@ -347,12 +386,22 @@ class SimCluster:
     def _leader_id(self) -> int | None:
         return self.sim.leader()
 
+    def _operator(self, node: str, availability: str | None = None, role: str | None = None) -> None:
+        leader = self._leader_id()
+        if leader is None or self.scheduler is None:
+            return
+        app = self.sim.managers[leader].app
+        if app is None or app.swarm is None:
+            return
+        data = self.scheduler.operator_command(app.swarm, node, availability=availability, role=role)
+        if data is not None:
+            self.sim.propose(leader, SCHEDULER_TAG + data)
+
     def demote(self, node: str) -> None:
         leader = self._leader_id()
         if leader is not None:
             self.sim.conf_change(leader, ConfChange(ConfChangeType.ADD_LEARNER_NODE, self.ids[node]))
-        if self.scheduler is not None:
-            self.scheduler.node_role(self, node, "worker")
+        self._operator(node, role="worker")
 
     def remove_manager(self, node: str) -> None:
         leader = self._leader_id()
@@ -360,14 +409,7 @@ class SimCluster:
             self.sim.conf_change(leader, ConfChange(ConfChangeType.REMOVE_NODE, self.ids[node]))
 
     def set_availability(self, node: str, availability: str) -> None:
-        if self.scheduler is not None:
-            self.scheduler.node_availability(self, node, availability)
-
-    def propose_internal(self, data: bytes) -> None:
-        """An operator command (drain, demote) sent to the leader, outcome ignored."""
-        leader = self._leader_id()
-        if leader is not None:
-            self.sim.propose(leader, SCHEDULER_TAG + data)
+        self._operator(node, availability=availability)
 
     # ---- checks -----------------------------------------------------------------------
     def safety_check(self) -> CheckResult:

@@ -21,10 +21,14 @@ def test_has_quorum_needs_a_connected_majority() -> None:
     assert has_quorum(cond(0, {"m1", "m2", "m3"}))
     assert has_quorum(cond(0, {"m1", "m2"}))
     assert not has_quorum(cond(0, {"m1"}))
-    assert not has_quorum(cond(0, {"m1", "m2"}, {("m1", "m2")}))  # one-way cut breaks mutual connection
-    assert has_quorum(cond(0, {"m1", "m2", "m3"}, {("m1", "m2"), ("m2", "m1")}))  # m3 bridges? no: m1-m3 ok
-    ring = {("m1", "m2"), ("m2", "m1"), ("m2", "m3"), ("m3", "m2"), ("m1", "m3"), ("m3", "m1")}
-    assert not has_quorum(cond(0, {"m1", "m2", "m3"}, ring))
+    assert not has_quorum(cond(0, {"m1", "m2"}, {("m1", "m2")}))  # a one-way cut breaks the only pair
+    assert has_quorum(cond(0, {"m1", "m2", "m3"}, {("m1", "m2"), ("m2", "m1")}))  # m3 reaches both: a star
+    cut = {("m1", "m2"), ("m2", "m1"), ("m2", "m3"), ("m3", "m2"), ("m1", "m3"), ("m3", "m1")}
+    assert not has_quorum(cond(0, {"m1", "m2", "m3"}, cut))
+    five = frozenset({"a", "b", "c", "d", "e"})
+    ring = {(x, y) for x, y in [("a", "c"), ("a", "d"), ("b", "d"), ("b", "e"), ("c", "e")]}
+    ring |= {(y, x) for x, y in ring}
+    assert has_quorum(Condition(0, five, five, frozenset(ring)))  # majorities ring: every node sees 3
 
 
 def writes(*spec: tuple[int, str, int, str | None]) -> History:
