@@ -62,6 +62,29 @@ def run_ip(*arguments: str, namespace: str | None = None) -> str:
     return completed.stdout
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(prefix: str) -> list[str]:
+    """Delete namespaces ``<prefix>-<pid>-...`` left by a process that no longer exists
+    (a run killed before its cleanup); namespaces of live processes are never touched."""
+    removed = []
+    for line in run_ip("netns", "list").splitlines():
+        name = line.split(" ")[0]
+        parts = name[len(prefix) + 1 :].split("-") if name.startswith(prefix + "-") else []
+        if len(parts) >= 2 and parts[0].isdigit() and not _pid_alive(int(parts[0])):
+            run_ip("netns", "delete", name)
+            removed.append(name)
+    return removed
+
+
 class NetnsLab:
     """Namespaces and links for one test run; removes them all on close."""
 
@@ -72,6 +95,7 @@ class NetnsLab:
         # Unique per process and per lab, so parallel runs never collide.
         self.prefix = f"{prefix}-{os.getpid()}-{next(_run_counter)}"
         self.namespaces: list[str] = []
+        remove_stale(prefix)
 
     def __enter__(self) -> NetnsLab:
         return self
