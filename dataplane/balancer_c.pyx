@@ -65,6 +65,7 @@ cdef enum:
 
 cdef enum:
     CHUNK_PACKETS = 16  # packets parsed and prefetched ahead of tracking
+    PREFETCH_ENTRIES = 4  # the first lines of the probe window; the rest follow sequentially
     KIND_DONE = 0
     KIND_REQUEST = 1
     KIND_REPLY = 2
@@ -217,7 +218,7 @@ cdef class Kernel:
                 # miss scans all of it, a hit usually stops in the first line.
                 home = fastrange32(<uint32_t>flows[position], self.capacity)
                 line = 0
-                while line < self.window:
+                while line < self.window and line < PREFETCH_ENTRIES:
                     __builtin_prefetch(&entries[home + line if home + line < self.capacity
                                                 else home + line - self.capacity])
                     line += 2
