@@ -29,6 +29,7 @@ from chaos.sim.simulation import MILLISECOND_US, SECOND_US, SimConfig, Simulatio
 ACTIONS: tuple[str, ...] = (
     "propose", "read", "crash", "restart", "partition", "isolate", "oneway", "heal", "lossy", "duplicate",
     "reorder", "slow", "pause", "resume", "transfer", "add_learner", "promote", "remove", "drift", "campaign",
+    "crash_leader", "isolate_leader",
 )
 
 REGISTER = "x"
@@ -198,6 +199,14 @@ class _Runner:
             self._membership(action, a)
         elif action == "drift":
             sim.set_clock_drift(managers[a % len(managers)], 0.5 + (b % 16) / 10)
+        elif action == "crash_leader":
+            leader = sim.leader()
+            if leader is not None:
+                sim.crash(leader, lose_unsynced=bool(b % 2))
+        elif action == "isolate_leader":
+            leader = sim.leader()
+            if leader is not None:
+                sim.isolate(leader)
         elif action == "campaign":
             host = sim.managers[managers[a % len(managers)]]
             if host.alive and not host.paused and host.raft is not None:
@@ -304,6 +313,7 @@ def run_schedule(
     check_liveness: bool = True,
     election_timeouts_max: int = 10,
     fsync_latency_us: int = 1000,
+    default_link: Optional[LinkConfig] = None,
 ) -> FuzzResult:
     """Run ``steps`` on a fresh cluster; safety is checked after every event
     (a violation raises RaftSafetyViolation); returns liveness and read checks."""
@@ -315,6 +325,7 @@ def run_schedule(
         raft_overrides=dict(raft_overrides or {}),
         snapshot_every_entries=snapshot_every_entries,
         fsync_latency_us=fsync_latency_us,
+        default_link=default_link or LinkConfig(),
     )
     runner = _Runner(seed, voters, spares, config, background_interval_ms)
     sim = runner.sim
