@@ -21,9 +21,11 @@ not counted; cache and memory-bandwidth contention from other processes still
 is.  Table builds are wall-clock medians (``common.median_seconds``).  The
 machine is shared; figures are medians of a few repeats and still noisy.
 """
+
 from __future__ import annotations
 
 import argparse
+import functools
 import struct
 import time
 from collections.abc import Callable
@@ -58,11 +60,31 @@ def bench_tables(quick: bool) -> list[dict]:
         encoded = [name.encode() for name in names]
         weights = np.ones(count, dtype=np.int64)
         backends = dict.fromkeys(names, 1)
-        cython_s = median_seconds(lambda: maglev_c.populate(encoded, weights, TABLE_SIZE, 1, 2), repeats=5 if quick else 15)
-        end_to_end_s = median_seconds(lambda: build_table(backends, TABLE_SIZE, 3), repeats=5 if quick else 15)
-        twin_s = median_seconds(lambda: maglev_py.populate(encoded, weights, TABLE_SIZE, 1, 2), repeats=1 if quick else 3)
-        rows.append({"backends": count, "cython_ms": cython_s * 1e3, "build_table_ms": end_to_end_s * 1e3,
-                     "twin_ms": twin_s * 1e3, "twin_over_cython": twin_s / cython_s})
+        cython_s = median_seconds(
+            lambda encoded=encoded, weights=weights: maglev_c.populate(
+                encoded, weights, TABLE_SIZE, 1, 2
+            ),
+            repeats=5 if quick else 15,
+        )
+        end_to_end_s = median_seconds(
+            lambda backends=backends: build_table(backends, TABLE_SIZE, 3),
+            repeats=5 if quick else 15,
+        )
+        twin_s = median_seconds(
+            lambda encoded=encoded, weights=weights: maglev_py.populate(
+                encoded, weights, TABLE_SIZE, 1, 2
+            ),
+            repeats=1 if quick else 3,
+        )
+        rows.append(
+            {
+                "backends": count,
+                "cython_ms": cython_s * 1e3,
+                "build_table_ms": end_to_end_s * 1e3,
+                "twin_ms": twin_s * 1e3,
+                "twin_over_cython": twin_s / cython_s,
+            }
+        )
     return rows
 
 
@@ -78,20 +100,26 @@ def bench_balance_and_disruption(quick: bool) -> list[dict]:
             balances.append(balance(table, count))
             victim = names[(seed * 7919) % count]
             rest = {name: 1 for name in names if name != victim}
-            removed.append(disruption(table, names, build_table(rest, TABLE_SIZE, seed), sorted(rest)))
+            removed.append(
+                disruption(table, names, build_table(rest, TABLE_SIZE, seed), sorted(rest))
+            )
             grown = {**backends, "task-new": 1}
-            added.append(disruption(table, names, build_table(grown, TABLE_SIZE, seed), sorted(grown)))
-        rows.append({
-            "backends": count,
-            "balance_max_over_mean_max": max(balances),
-            "remove_one_moved_mean": float(np.mean(removed)),
-            "remove_one_moved_max": max(removed),
-            "remove_one_ideal": 1 / count,
-            "remove_one_excess_max": max(removed) - 1 / count,
-            "add_one_moved_max": max(added),
-            "add_one_ideal": 1 / (count + 1),
-            "seeds": len(seeds),
-        })
+            added.append(
+                disruption(table, names, build_table(grown, TABLE_SIZE, seed), sorted(grown))
+            )
+        rows.append(
+            {
+                "backends": count,
+                "balance_max_over_mean_max": max(balances),
+                "remove_one_moved_mean": float(np.mean(removed)),
+                "remove_one_moved_max": max(removed),
+                "remove_one_ideal": 1 / count,
+                "remove_one_excess_max": max(removed) - 1 / count,
+                "add_one_moved_max": max(added),
+                "add_one_ideal": 1 / (count + 1),
+                "seeds": len(seeds),
+            }
+        )
     return rows
 
 
@@ -99,10 +127,17 @@ def bench_balance_and_disruption(quick: bool) -> list[dict]:
 
 
 def make_service_balancer(implementation: str, capacity: int) -> Balancer:
-    balancer = Balancer(seed=SEED, conntrack_capacity=capacity, implementation=implementation, max_backends=128)
+    balancer = Balancer(
+        seed=SEED, conntrack_capacity=capacity, implementation=implementation, max_backends=128
+    )
     balancer.add_service(
         Service("web", VIP, 80, vip_mac="02:00:00:00:00:aa"),
-        [Backend(f"task-{index:03d}", f"198.18.1.{index + 1}", 8080, f"02:00:00:00:01:{index:02x}") for index in range(100)],
+        [
+            Backend(
+                f"task-{index:03d}", f"198.18.1.{index + 1}", 8080, f"02:00:00:00:01:{index:02x}"
+            )
+            for index in range(100)
+        ],
     )
     return balancer
 
@@ -110,7 +145,9 @@ def make_service_balancer(implementation: str, capacity: int) -> Balancer:
 def make_batches(count: int, first_flow: int) -> list[PacketBatch]:
     """``count`` batches of 256 distinct client flows to the VIP (ACK segments)."""
     batches = []
-    template = tcp_udp_frame(ip_int("192.0.2.1"), ip_int(VIP), 6, 1, 80, tcp_flags=0x10, payload=b"x" * 6)
+    template = tcp_udp_frame(
+        ip_int("192.0.2.1"), ip_int(VIP), 6, 1, 80, tcp_flags=0x10, payload=b"x" * 6
+    )
     for batch_index in range(count):
         batch = PacketBatch(BATCH_PACKETS, slot_size=128, headroom=32)
         for packet in range(BATCH_PACKETS):
@@ -120,12 +157,16 @@ def make_batches(count: int, first_flow: int) -> list[PacketBatch]:
             frame = bytearray(template)
             frame[26:30] = client.to_bytes(4, "big")
             frame[34:36] = port.to_bytes(2, "big")
-            batch.append(bytes(frame))  # checksums stale: irrelevant to the speed of an incremental update
+            batch.append(
+                bytes(frame)
+            )  # checksums stale: irrelevant to the speed of an incremental update
         batches.append(batch)
     return batches
 
 
-def timed_pass(batches: list[PacketBatch], pristine: list[np.ndarray], process: Callable[[PacketBatch], object]) -> float:
+def timed_pass(
+    batches: list[PacketBatch], pristine: list[np.ndarray], process: Callable[[PacketBatch], object]
+) -> float:
     """CPU seconds of this thread for one pass (restore + process every batch)."""
     start = time.thread_time()
     for batch, original in zip(batches, pristine):
@@ -141,7 +182,9 @@ def copy_only(batches: list[PacketBatch], pristine: list[np.ndarray]) -> float:
     return time.thread_time() - start
 
 
-def path_rate(implementation: str, batch_count: int, repeats: int, hits: bool) -> tuple[float, float]:
+def path_rate(
+    implementation: str, batch_count: int, repeats: int, hits: bool
+) -> tuple[float, float]:
     """(packets per second, copy share) for one implementation."""
     batches = make_batches(batch_count, 0)
     pristine = [batch.buffer.copy() for batch in batches]
@@ -150,8 +193,12 @@ def path_rate(implementation: str, batch_count: int, repeats: int, hits: bool) -
     for _ in range(repeats):
         balancer = make_service_balancer(implementation, capacity=CONNTRACK_CAPACITY)
         if hits:
-            timed_pass(batches, pristine, lambda batch: balancer.process(batch, 1, verdicts))
-        elapsed = timed_pass(batches, pristine, lambda batch: balancer.process(batch, 2, verdicts))
+            timed_pass(
+                batches, pristine, functools.partial(balancer.process, now_ns=1, verdicts=verdicts)
+            )
+        elapsed = timed_pass(
+            batches, pristine, functools.partial(balancer.process, now_ns=2, verdicts=verdicts)
+        )
         copies.append(copy_only(batches, pristine))
         samples.append(elapsed)
         counters = balancer.counters
@@ -168,7 +215,10 @@ class DictPeer:
         self.k0, self.k1 = balancer.k0, balancer.k1
         backends = {b.name: b for b in balancer.backends("web")}
         names = sorted(backends)
-        self.table = [backends[name] for name in (names[i] for i in build_table(dict.fromkeys(names, 1), TABLE_SIZE, SEED))]
+        self.table = [
+            backends[name]
+            for name in (names[i] for i in build_table(dict.fromkeys(names, 1), TABLE_SIZE, SEED))
+        ]
         self.vip = ip_int(VIP)
         self.connections: dict[tuple, tuple[int, int, bytes]] = {}
         self.hits = self.misses = 0
@@ -190,18 +240,37 @@ class DictPeer:
             target = self.connections.get(key)
             if target is None:
                 self.misses += 1
-                flow = flowhash_c.flow_hash(self.k0, self.k1, protocol, source_ip, destination_ip, source_port, destination_port)
+                flow = flowhash_c.flow_hash(
+                    self.k0,
+                    self.k1,
+                    protocol,
+                    source_ip,
+                    destination_ip,
+                    source_port,
+                    destination_port,
+                )
                 backend = self.table[fastrange32(flow >> 32, TABLE_SIZE)]
-                target = (ip_int(backend.ip), backend.port, bytes.fromhex(backend.mac.replace(":", "")))
+                target = (
+                    ip_int(backend.ip),
+                    backend.port,
+                    bytes.fromhex(backend.mac.replace(":", "")),
+                )
                 self.connections[key] = target
             else:
                 self.hits += 1
             new_ip, new_port, new_mac = target
             buffer[start : start + 6] = new_mac
             (ip_check,) = struct.unpack_from("!H", buffer, start + 24)
-            struct.pack_into("!H", buffer, start + 24, checksum_update(ip_check, destination_ip, new_ip, 0, 0))
+            struct.pack_into(
+                "!H", buffer, start + 24, checksum_update(ip_check, destination_ip, new_ip, 0, 0)
+            )
             (tcp_check,) = struct.unpack_from("!H", buffer, l4 + 16)
-            struct.pack_into("!H", buffer, l4 + 16, checksum_update(tcp_check, destination_ip, new_ip, destination_port, new_port))
+            struct.pack_into(
+                "!H",
+                buffer,
+                l4 + 16,
+                checksum_update(tcp_check, destination_ip, new_ip, destination_port, new_port),
+            )
             struct.pack_into("!I", buffer, start + 30, new_ip)
             struct.pack_into("!H", buffer, l4 + 2, new_port)
 
@@ -224,28 +293,36 @@ def bench_path(quick: bool) -> list[dict]:
     rows = []
     slow_batches = 2 if quick else 4
     repeats = 3 if quick else 7
-    cases = [("hits, cache-resident", True, 16), ("hits", True, 32 if quick else 256), ("misses (new)", False, 32 if quick else 256)]
+    cases = [
+        ("hits, cache-resident", True, 16),
+        ("hits", True, 32 if quick else 256),
+        ("misses (new)", False, 32 if quick else 256),
+    ]
     for case, hits, fast_batches in cases:
         cython_pps, copy_share = path_rate("cython", fast_batches, repeats, hits)
         twin_pps, _ = path_rate("python", slow_batches, 1 if quick else 3, hits)
         peer_pps = dict_peer_rate(slow_batches * 4, 1 if quick else 3, hits)
-        rows.append({
-            "case": case,
-            "cython_pps": cython_pps,
-            "twin_pps": twin_pps,
-            "dict_peer_pps": peer_pps,
-            "cython_over_twin": cython_pps / twin_pps,
-            "cython_over_dict_peer": cython_pps / peer_pps,
-            "flows": fast_batches * BATCH_PACKETS,
-            "conntrack_capacity": CONNTRACK_CAPACITY,
-            "restore_copy_share_of_pass": copy_share,
-        })
+        rows.append(
+            {
+                "case": case,
+                "cython_pps": cython_pps,
+                "twin_pps": twin_pps,
+                "dict_peer_pps": peer_pps,
+                "cython_over_twin": cython_pps / twin_pps,
+                "cython_over_dict_peer": cython_pps / peer_pps,
+                "flows": fast_batches * BATCH_PACKETS,
+                "conntrack_capacity": CONNTRACK_CAPACITY,
+                "restore_copy_share_of_pass": copy_share,
+            }
+        )
     return rows
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks balancer", description=DESCRIPTION)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and packets (smoke test)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats and packets (smoke test)"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
 
@@ -253,23 +330,69 @@ def main(argv: list[str]) -> int:
     print_table(
         f"Maglev table build, {TABLE_SIZE} slots (targets: 1000 backends <= 2 ms, >= 30x the twin)",
         ["backends", "cython ms", "build_table ms", "twin ms", "twin / cython"],
-        [[r["backends"], r["cython_ms"], r["build_table_ms"], r["twin_ms"], r["twin_over_cython"]] for r in tables],
+        [
+            [
+                r["backends"],
+                r["cython_ms"],
+                r["build_table_ms"],
+                r["twin_ms"],
+                r["twin_over_cython"],
+            ]
+            for r in tables
+        ],
     )
     path = bench_path(args.quick)
     print_table(
         "Full path per packet, batches of 256, 100 backends (targets: >= 20 Mpps hits, >= 5 M new/s)",
         ["case", "cython Mpps", "twin kpps", "dict kpps", "cy/twin", "cy/dict", "flows"],
-        [[r["case"], r["cython_pps"] / 1e6, r["twin_pps"] / 1e3, r["dict_peer_pps"] / 1e3, r["cython_over_twin"],
-          r["cython_over_dict_peer"], r["flows"]] for r in path],
+        [
+            [
+                r["case"],
+                r["cython_pps"] / 1e6,
+                r["twin_pps"] / 1e3,
+                r["dict_peer_pps"] / 1e3,
+                r["cython_over_twin"],
+                r["cython_over_dict_peer"],
+                r["flows"],
+            ]
+            for r in path
+        ],
     )
     shapes = bench_balance_and_disruption(args.quick)
     print_table(
         f"Balance and disruption, {TABLE_SIZE} slots (target: balance <= 1.01 at 1000 backends)",
-        ["N", "max/mean", "-1 moved avg %", "-1 max %", "1/N %", "-1 excess %", "+1 max %", "1/(N+1) %"],
-        [[r["backends"], f"{r['balance_max_over_mean_max']:.4f}", 100 * r["remove_one_moved_mean"],
-          100 * r["remove_one_moved_max"], 100 * r["remove_one_ideal"], 100 * r["remove_one_excess_max"],
-          100 * r["add_one_moved_max"], 100 * r["add_one_ideal"]] for r in shapes],
+        [
+            "N",
+            "max/mean",
+            "-1 moved avg %",
+            "-1 max %",
+            "1/N %",
+            "-1 excess %",
+            "+1 max %",
+            "1/(N+1) %",
+        ],
+        [
+            [
+                r["backends"],
+                f"{r['balance_max_over_mean_max']:.4f}",
+                100 * r["remove_one_moved_mean"],
+                100 * r["remove_one_moved_max"],
+                100 * r["remove_one_ideal"],
+                100 * r["remove_one_excess_max"],
+                100 * r["add_one_moved_max"],
+                100 * r["add_one_ideal"],
+            ]
+            for r in shapes
+        ],
     )
-    write_json(args.json, {"area": "balancer", "quick": args.quick, "table_build": tables, "path": path,
-                           "balance_disruption": shapes})
+    write_json(
+        args.json,
+        {
+            "area": "balancer",
+            "quick": args.quick,
+            "table_build": tables,
+            "path": path,
+            "balance_disruption": shapes,
+        },
+    )
     return 0

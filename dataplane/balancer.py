@@ -23,6 +23,7 @@ Maglev table of ``table_size`` int32 slots.
 Configuration calls raise typed ``BalancerError`` subclasses (all
 ``ValueError``); ``process`` never raises on packet contents.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -36,16 +37,40 @@ import numpy as np
 
 from dataplane import balancer_py
 from dataplane.balancer_py import (
-    B_ALIVE, B_GENERATION, B_IP, B_MAC, B_PORT, B_SERVICE, BACKEND_COLUMNS, COUNTER_NAMES, ON_REMOVED_REPICK,
-    ON_REMOVED_RESET, S_ON_REMOVED, S_PORT, S_PROTOCOL, S_TABLE_OFFSET, S_TABLE_SIZE, S_VIP, S_VIP_MAC,
-    SERVICE_COLUMNS, VERDICT_NAMES, endpoint_key, index_slot,
+    B_ALIVE,
+    B_GENERATION,
+    B_IP,
+    B_MAC,
+    B_PORT,
+    B_SERVICE,
+    BACKEND_COLUMNS,
+    COUNTER_NAMES,
+    ON_REMOVED_REPICK,
+    ON_REMOVED_RESET,
+    S_ON_REMOVED,
+    S_PORT,
+    S_PROTOCOL,
+    S_TABLE_OFFSET,
+    S_TABLE_SIZE,
+    S_VIP,
+    S_VIP_MAC,
+    SERVICE_COLUMNS,
+    VERDICT_NAMES,
+    endpoint_key,
+    index_slot,
 )
 from dataplane.batch import PacketBatch
 from dataplane.conntrack import TIME_MAX_NS, ConnTrack, Timeouts, check_now
 from dataplane.conntrack_py import fastrange32
 from dataplane.flowhash import flow_hash as keyed_flow_hash
 from dataplane.flowhash import split_seed
-from dataplane.maglev import DEFAULT_TABLE_SIZE, check_table_size, check_weight, encode_name, populate_sorted
+from dataplane.maglev import (
+    DEFAULT_TABLE_SIZE,
+    check_table_size,
+    check_weight,
+    encode_name,
+    populate_sorted,
+)
 
 PROTOCOLS = {"tcp": 6, "udp": 17}
 ON_BACKEND_REMOVED = {"reset": ON_REMOVED_RESET, "repick": ON_REMOVED_REPICK}
@@ -224,13 +249,25 @@ class Balancer:
         self.implementation = "python" if self.kernel_module is balancer_py else "cython"
         self.seed = seed
         self.k0, self.k1 = split_seed(seed)
-        if isinstance(max_backends, bool) or not isinstance(max_backends, int) or not 1 <= max_backends <= BACKENDS_MAX:
-            raise CapacityError(f"max_backends must be an int in [1, {BACKENDS_MAX}], got {max_backends!r}")
-        if isinstance(max_services, bool) or not isinstance(max_services, int) or not 1 <= max_services <= 1 << 16:
+        if (
+            isinstance(max_backends, bool)
+            or not isinstance(max_backends, int)
+            or not 1 <= max_backends <= BACKENDS_MAX
+        ):
+            raise CapacityError(
+                f"max_backends must be an int in [1, {BACKENDS_MAX}], got {max_backends!r}"
+            )
+        if (
+            isinstance(max_services, bool)
+            or not isinstance(max_services, int)
+            or not 1 <= max_services <= 1 << 16
+        ):
             raise CapacityError(f"max_services must be an int in [1, 65536], got {max_services!r}")
         self.max_backends = max_backends
         self.max_services = max_services
-        self.conntrack = ConnTrack(conntrack_capacity, probe_window=probe_window, timeouts=timeouts, seed=seed)
+        self.conntrack = ConnTrack(
+            conntrack_capacity, probe_window=probe_window, timeouts=timeouts, seed=seed
+        )
         self.backend_rows = np.zeros((max_backends, BACKEND_COLUMNS), dtype=np.int64)
         self._free_slots: deque[int] = deque(range(max_backends))
         self._services: dict[str, _ServiceState] = {}
@@ -252,7 +289,9 @@ class Balancer:
                     f"{service.vip}:{service.port}/{service.protocol} is already the VIP of {other.service.name!r}"
                 )
         if service.key in self._endpoint_keys():
-            raise EndpointConflictError(f"{service.vip}:{service.port}/{service.protocol} is a backend endpoint")
+            raise EndpointConflictError(
+                f"{service.vip}:{service.port}/{service.protocol} is a backend endpoint"
+            )
         self._services[service.name] = _ServiceState(service)
         try:
             self.set_backends(service.name, backends)
@@ -274,17 +313,29 @@ class Balancer:
         wanted: dict[str, Backend] = {}
         for backend in backends:
             if not isinstance(backend, Backend):
-                raise BalancerError(f"backends must be Backend objects, got {type(backend).__name__}")
+                raise BalancerError(
+                    f"backends must be Backend objects, got {type(backend).__name__}"
+                )
             if backend.name in wanted:
-                raise BalancerError(f"backend {backend.name!r} appears twice in service {service_name!r}")
+                raise BalancerError(
+                    f"backend {backend.name!r} appears twice in service {service_name!r}"
+                )
             wanted[backend.name] = backend
         self._check_endpoints(state, wanted)
-        fresh = [name for name, backend in wanted.items()
-                 if name not in state.backends or not state.backends[name].same_endpoint(backend)]
-        leaving = [name for name, backend in state.backends.items()
-                   if name not in wanted or not wanted[name].same_endpoint(backend)]
+        fresh = [
+            name
+            for name, backend in wanted.items()
+            if name not in state.backends or not state.backends[name].same_endpoint(backend)
+        ]
+        leaving = [
+            name
+            for name, backend in state.backends.items()
+            if name not in wanted or not wanted[name].same_endpoint(backend)
+        ]
         if len(fresh) - len(leaving) > len(self._free_slots):
-            raise CapacityError(f"no free backend slot for {len(fresh)} new backends (max_backends={self.max_backends})")
+            raise CapacityError(
+                f"no free backend slot for {len(fresh)} new backends (max_backends={self.max_backends})"
+            )
         for name in leaving:
             self._free(state, name)
         service_index = sorted(self._services).index(service_name)
@@ -305,7 +356,9 @@ class Balancer:
         state = self._state(service_name)
         if backend_name not in state.backends:
             raise UnknownBackendError(f"no backend {backend_name!r} in service {service_name!r}")
-        self.set_backends(service_name, [b for name, b in state.backends.items() if name != backend_name])
+        self.set_backends(
+            service_name, [b for name, b in state.backends.items() if name != backend_name]
+        )
 
     def set_weight(self, service_name: str, backend_name: str, weight: int) -> None:
         state = self._state(service_name)
@@ -316,7 +369,10 @@ class Balancer:
             updated = Backend(old.name, old.ip, old.port, old.mac, weight)
         except SpecError as error:
             raise BalancerError(str(error)) from error
-        self.set_backends(service_name, [updated if name == backend_name else b for name, b in state.backends.items()])
+        self.set_backends(
+            service_name,
+            [updated if name == backend_name else b for name, b in state.backends.items()],
+        )
 
     def drain(self, service_name: str, backend_name: str) -> None:
         """Weight 0: no new flows go to the backend; its tracked flows stay on it."""
@@ -328,7 +384,10 @@ class Balancer:
         return [self._services[name].service for name in sorted(self._services)]
 
     def backends(self, service_name: str) -> list[Backend]:
-        return [self._state(service_name).backends[name] for name in sorted(self._state(service_name).backends)]
+        return [
+            self._state(service_name).backends[name]
+            for name in sorted(self._state(service_name).backends)
+        ]
 
     def table(self, service_name: str) -> list[str | None]:
         """The service's Maglev table as backend names (None: no active backend)."""
@@ -336,13 +395,19 @@ class Balancer:
         names = {slot: name for name, slot in state.slots.items()}
         return [names.get(int(slot)) for slot in state.table]
 
-    def backend_for_new_flow(self, service_name: str, client_ip: str, client_port: int) -> str | None:
+    def backend_for_new_flow(
+        self, service_name: str, client_ip: str, client_port: int
+    ) -> str | None:
         """The backend a new flow from this client would get (the Maglev choice)."""
         state = self._state(service_name)
         service = state.service
         flow = keyed_flow_hash(
-            self.seed, PROTOCOLS[service.protocol], parse_ipv4(client_ip, "client ip"),
-            parse_ipv4(service.vip, "vip"), parse_port(client_port, "client port"), service.port,
+            self.seed,
+            PROTOCOLS[service.protocol],
+            parse_ipv4(client_ip, "client ip"),
+            parse_ipv4(service.vip, "vip"),
+            parse_port(client_port, "client port"),
+            service.port,
         )
         slot = int(state.table[fastrange32(flow >> 32, service.table_size)])
         return next((name for name, s in state.slots.items() if s == slot), None)
@@ -350,12 +415,16 @@ class Balancer:
     @property
     def counters(self) -> dict[str, int]:
         found = {name: int(value) for name, value in zip(COUNTER_NAMES, self.counter_array)}
-        found.update({f"conntrack_{name}": value for name, value in self.conntrack.counters.items()})
+        found.update(
+            {f"conntrack_{name}": value for name, value in self.conntrack.counters.items()}
+        )
         return found
 
     # -- data path -------------------------------------------------------------------
 
-    def process(self, batch: PacketBatch, now_ns: int, verdicts: np.ndarray | None = None) -> np.ndarray:
+    def process(
+        self, batch: PacketBatch, now_ns: int, verdicts: np.ndarray | None = None
+    ) -> np.ndarray:
         """Balance every frame of ``batch`` in place; return one verdict per frame.
 
         Verdicts (``VERDICT_NAMES``): 0 pass (untouched), 1 forward (rewritten
@@ -370,7 +439,9 @@ class Balancer:
         elif verdicts.dtype != _UINT8 or verdicts.ndim != 1 or verdicts.shape[0] < count:
             raise BalancerError("verdicts must be a 1-D uint8 array at least as long as the batch")
         if count:
-            self._kernel.process(batch.buffer, batch.offsets, batch.lengths, count, verdicts, now_ns)
+            self._kernel.process(
+                batch.buffer, batch.offsets, batch.lengths, count, verdicts, now_ns
+            )
         return verdicts if verdicts.shape[0] == count else verdicts[:count]
 
     def sweep(self, now_ns: int) -> int:
@@ -397,7 +468,9 @@ class Balancer:
 
     def _check_endpoints(self, state: _ServiceState, wanted: dict[str, Backend]) -> None:
         protocol = PROTOCOLS[state.service.protocol]
-        taken = self._endpoint_keys(skip=state) | {other.service.key for other in self._services.values()}
+        taken = self._endpoint_keys(skip=state) | {
+            other.service.key for other in self._services.values()
+        }
         seen: dict[int, str] = {}
         for backend in wanted.values():
             key = endpoint_key(parse_ipv4(backend.ip, "ip"), backend.port, protocol)
@@ -464,15 +537,29 @@ class Balancer:
             for backend_name, slot in state.slots.items():
                 self.backend_rows[slot, B_SERVICE] = index
                 backend = state.backends[backend_name]
-                endpoint_keys[endpoint_key(parse_ipv4(backend.ip, "ip"), backend.port, PROTOCOLS[service.protocol])] = slot
+                endpoint_keys[
+                    endpoint_key(
+                        parse_ipv4(backend.ip, "ip"), backend.port, PROTOCOLS[service.protocol]
+                    )
+                ] = slot
         lookup = np.concatenate(tables) if tables else np.full(1, -1, dtype=np.int32)
         service_index = _build_index(service_keys)
         endpoint_index = _build_index(endpoint_keys)
         conntrack = self.conntrack
         self._kernel = self.kernel_module.Kernel(
-            services, self.backend_rows, lookup, *service_index, *endpoint_index, conntrack.table,
-            conntrack.capacity, conntrack.probe_window, conntrack.timeouts_ns, conntrack.counter_array,
-            self.counter_array, self.k0, self.k1,
+            services,
+            self.backend_rows,
+            lookup,
+            *service_index,
+            *endpoint_index,
+            conntrack.table,
+            conntrack.capacity,
+            conntrack.probe_window,
+            conntrack.timeouts_ns,
+            conntrack.counter_array,
+            self.counter_array,
+            self.k0,
+            self.k1,
         )
 
     def __repr__(self) -> str:
@@ -480,6 +567,17 @@ class Balancer:
 
 
 __all__ = [
-    "AddressError", "Backend", "Balancer", "BalancerError", "CapacityError", "DuplicateServiceError",
-    "EndpointConflictError", "Service", "SpecError", "Timeouts", "UnknownBackendError", "UnknownServiceError", "VERDICT_NAMES",
+    "VERDICT_NAMES",
+    "AddressError",
+    "Backend",
+    "Balancer",
+    "BalancerError",
+    "CapacityError",
+    "DuplicateServiceError",
+    "EndpointConflictError",
+    "Service",
+    "SpecError",
+    "Timeouts",
+    "UnknownBackendError",
+    "UnknownServiceError",
 ]

@@ -25,6 +25,7 @@ For every frame of a batch (``process``):
    (``reply_untracked``): an endpoint belongs to one service only.
 4. Else PASS untouched (``pass_no_service``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,17 +54,43 @@ COUNTER_NAMES = (
     "repick_backend_gone",
 )
 (
-    C_PACKETS, C_FORWARD_NEW, C_FORWARD_TRACKED, C_REPLY_TRACKED, C_REPLY_UNTRACKED, C_PASS_NON_IPV4,
-    C_PASS_NOT_TCP_UDP, C_PASS_NO_SERVICE, C_DROP_TRUNCATED, C_DROP_BAD_IP_HEADER, C_DROP_FRAGMENT,
-    C_DROP_NO_BACKEND, C_DROP_BAD_SLOT, C_RESET_BACKEND_GONE, C_REPICK_BACKEND_GONE,
+    C_PACKETS,
+    C_FORWARD_NEW,
+    C_FORWARD_TRACKED,
+    C_REPLY_TRACKED,
+    C_REPLY_UNTRACKED,
+    C_PASS_NON_IPV4,
+    C_PASS_NOT_TCP_UDP,
+    C_PASS_NO_SERVICE,
+    C_DROP_TRUNCATED,
+    C_DROP_BAD_IP_HEADER,
+    C_DROP_FRAGMENT,
+    C_DROP_NO_BACKEND,
+    C_DROP_BAD_SLOT,
+    C_RESET_BACKEND_GONE,
+    C_REPICK_BACKEND_GONE,
 ) = range(len(COUNTER_NAMES))
 S_VIP, S_PORT, S_PROTOCOL, S_TABLE_OFFSET, S_TABLE_SIZE, S_ON_REMOVED, S_VIP_MAC = range(7)
 SERVICE_COLUMNS = 7
 B_IP, B_PORT, B_MAC, B_GENERATION, B_ALIVE, B_SERVICE = range(6)
 BACKEND_COLUMNS = 6
 ON_REMOVED_RESET, ON_REMOVED_REPICK = 0, 1
-PARSE_VERDICT = (VERDICT_FORWARD, VERDICT_PASS, VERDICT_PASS, VERDICT_DROP, VERDICT_DROP, VERDICT_DROP)
-PARSE_COUNTER = (C_PACKETS, C_PASS_NON_IPV4, C_PASS_NOT_TCP_UDP, C_DROP_TRUNCATED, C_DROP_BAD_IP_HEADER, C_DROP_FRAGMENT)
+PARSE_VERDICT = (
+    VERDICT_FORWARD,
+    VERDICT_PASS,
+    VERDICT_PASS,
+    VERDICT_DROP,
+    VERDICT_DROP,
+    VERDICT_DROP,
+)
+PARSE_COUNTER = (
+    C_PACKETS,
+    C_PASS_NON_IPV4,
+    C_PASS_NOT_TCP_UDP,
+    C_DROP_TRUNCATED,
+    C_DROP_BAD_IP_HEADER,
+    C_DROP_FRAGMENT,
+)
 MASK64 = (1 << 64) - 1
 
 
@@ -90,25 +117,62 @@ class Kernel:
     """The balancer's arrays; ``process`` runs batches over them."""
 
     def __init__(
-        self, services, backends, lookup, service_keys, service_values, service_bits, endpoint_keys,
-        endpoint_values, endpoint_bits, table, capacity, window, timeouts_ns, ct_counters, counters, k0, k1,
+        self,
+        services,
+        backends,
+        lookup,
+        service_keys,
+        service_values,
+        service_bits,
+        endpoint_keys,
+        endpoint_values,
+        endpoint_bits,
+        table,
+        capacity,
+        window,
+        timeouts_ns,
+        ct_counters,
+        counters,
+        k0,
+        k1,
     ) -> None:
         if table.shape[0] < 4 * capacity or not 1 <= window <= capacity:
             raise ValueError("Kernel: conntrack table smaller than its capacity, or bad window")
-        if service_keys.shape[0] != (1 << service_bits) or endpoint_keys.shape[0] != (1 << endpoint_bits):
+        if service_keys.shape[0] != (1 << service_bits) or endpoint_keys.shape[0] != (
+            1 << endpoint_bits
+        ):
             raise ValueError("Kernel: index tables must have 2**bits slots")
         self.services = services.tolist()
         self.backends = backends.tolist()
         self.lookup = lookup
-        self.service_keys, self.service_values, self.service_bits = service_keys, service_values, service_bits
-        self.endpoint_keys, self.endpoint_values, self.endpoint_bits = endpoint_keys, endpoint_values, endpoint_bits
+        self.service_keys, self.service_values, self.service_bits = (
+            service_keys,
+            service_values,
+            service_bits,
+        )
+        self.endpoint_keys, self.endpoint_values, self.endpoint_bits = (
+            endpoint_keys,
+            endpoint_values,
+            endpoint_bits,
+        )
         self.table, self.capacity, self.window = table, capacity, window
         self.timeouts_ns = [int(value) for value in timeouts_ns]
         self.ct_counters = ct_counters
         self.counters = counters
         self.k0, self.k1 = k0, k1
-        self.arrays = (services, backends, lookup, service_keys, service_values, endpoint_keys,
-                       endpoint_values, table, timeouts_ns, ct_counters, counters)
+        self.arrays = (
+            services,
+            backends,
+            lookup,
+            service_keys,
+            service_values,
+            endpoint_keys,
+            endpoint_values,
+            table,
+            timeouts_ns,
+            ct_counters,
+            counters,
+        )
 
     def process(self, buffer, offsets, lengths, count: int, verdicts, now_ns: int) -> None:
         """Balance the first ``count`` frames in place; one verdict per frame."""
@@ -131,13 +195,17 @@ class Kernel:
 
     def _balance(self, buffer, start: int, parsed: ParsedFrame, now_ns: int) -> int:
         service = index_find(
-            self.service_keys, self.service_values, self.service_bits,
+            self.service_keys,
+            self.service_values,
+            self.service_bits,
             endpoint_key(parsed.destination_ip, parsed.destination_port, parsed.protocol),
         )
         if service >= 0:
             return self._request(buffer, start, parsed, service, now_ns)
         backend = index_find(
-            self.endpoint_keys, self.endpoint_values, self.endpoint_bits,
+            self.endpoint_keys,
+            self.endpoint_values,
+            self.endpoint_bits,
             endpoint_key(parsed.source_ip, parsed.source_port, parsed.protocol),
         )
         if backend >= 0:
@@ -154,8 +222,15 @@ class Kernel:
 
     def _request(self, buffer, start: int, parsed: ParsedFrame, service: int, now_ns: int) -> int:
         counters, ct_counters, table = self.counters, self.ct_counters, self.table
-        flow = flow_hash(self.k0, self.k1, parsed.protocol, parsed.source_ip, parsed.destination_ip,
-                         parsed.source_port, parsed.destination_port)
+        flow = flow_hash(
+            self.k0,
+            self.k1,
+            parsed.protocol,
+            parsed.source_ip,
+            parsed.destination_ip,
+            parsed.source_port,
+            parsed.destination_port,
+        )
         addresses = ct.ct_addresses(parsed.source_ip, parsed.destination_ip)
         ports = ct.ct_ports(parsed.protocol, parsed.source_port, parsed.destination_port)
         index = ct.ct_find(table, self.capacity, self.window, flow, addresses, ports)
@@ -201,7 +276,15 @@ class Kernel:
             if index < 0:
                 index = ct.ct_claim(table, self.capacity, self.window, flow, now_ns, ct_counters)
             state = ct.ct_initial_state(parsed.protocol, parsed.tcp_flags)
-            ct.ct_write(table, index, addresses, ports, self._value(backend), state, now_ns + self.timeouts_ns[state])
+            ct.ct_write(
+                table,
+                index,
+                addresses,
+                ports,
+                self._value(backend),
+                state,
+                now_ns + self.timeouts_ns[state],
+            )
             ct_counters[ct.CT_INSERTED] += 1
             counters[C_FORWARD_NEW] += 1
         row = self.backends[backend]
@@ -212,10 +295,22 @@ class Kernel:
         counters, ct_counters, table = self.counters, self.ct_counters, self.table
         service_row = self.services[self.backends[backend][B_SERVICE]]
         vip, vip_port = service_row[S_VIP], service_row[S_PORT]
-        flow = flow_hash(self.k0, self.k1, parsed.protocol, parsed.destination_ip, vip, parsed.destination_port, vip_port)
+        flow = flow_hash(
+            self.k0,
+            self.k1,
+            parsed.protocol,
+            parsed.destination_ip,
+            vip,
+            parsed.destination_port,
+            vip_port,
+        )
         index = ct.ct_find(
-            table, self.capacity, self.window, flow,
-            ct.ct_addresses(parsed.destination_ip, vip), ct.ct_ports(parsed.protocol, parsed.destination_port, vip_port),
+            table,
+            self.capacity,
+            self.window,
+            flow,
+            ct.ct_addresses(parsed.destination_ip, vip),
+            ct.ct_ports(parsed.protocol, parsed.destination_port, vip_port),
         )
         if (
             index >= 0

@@ -5,13 +5,25 @@ check what the balancer writes with scapy.  Addresses come from the
 documentation and benchmarking ranges: clients 192.0.2.0/24, VIPs
 198.18.0.0/24, backends 198.18.1.0/24.
 """
+
 from __future__ import annotations
 
 import struct
 
 from hypothesis import strategies as st
 
-TCP_FLAG_SETS = (0x02, 0x12, 0x10, 0x18, 0x11, 0x19, 0x04, 0x14, 0x01, 0x00)  # SYN, SYN+ACK, ACK, PSH+ACK, FIN..
+TCP_FLAG_SETS = (
+    0x02,
+    0x12,
+    0x10,
+    0x18,
+    0x11,
+    0x19,
+    0x04,
+    0x14,
+    0x01,
+    0x00,
+)  # SYN, SYN+ACK, ACK, PSH+ACK, FIN..
 
 
 def ones_complement_sum(data: bytes) -> int:
@@ -55,7 +67,9 @@ def tcp_udp_frame(
     if len(ip_options) % 4:
         raise ValueError("IPv4 options must be a multiple of 4 bytes")
     if protocol == 6:
-        l4 = struct.pack("!HHIIBBHHH", source_port, destination_port, 1000, 2000, 0x50, tcp_flags, 65535, 0, 0)
+        l4 = struct.pack(
+            "!HHIIBBHHH", source_port, destination_port, 1000, 2000, 0x50, tcp_flags, 65535, 0, 0
+        )
     else:
         l4 = struct.pack("!HHHH", source_port, destination_port, 8 + len(payload), 0)
     segment = l4 + payload
@@ -67,12 +81,30 @@ def tcp_udp_frame(
         segment = segment[:6] + struct.pack("!H", check or 0xFFFF) + segment[8:]
     header_bytes = 20 + len(ip_options)
     header = bytearray(
-        struct.pack("!BBHHHBBHII", 0x40 | header_bytes // 4, 0, header_bytes + len(segment), ident, flags_fragment,
-                    64, protocol, 0, source_ip, destination_ip)
+        struct.pack(
+            "!BBHHHBBHII",
+            0x40 | header_bytes // 4,
+            0,
+            header_bytes + len(segment),
+            ident,
+            flags_fragment,
+            64,
+            protocol,
+            0,
+            source_ip,
+            destination_ip,
+        )
         + ip_options
     )
     header[10:12] = struct.pack("!H", internet_checksum(bytes(header)))
-    return mac_bytes(destination_mac) + mac_bytes(source_mac) + b"\x08\x00" + bytes(header) + segment + padding
+    return (
+        mac_bytes(destination_mac)
+        + mac_bytes(source_mac)
+        + b"\x08\x00"
+        + bytes(header)
+        + segment
+        + padding
+    )
 
 
 @st.composite
@@ -84,12 +116,20 @@ def ip_options(draw: st.DrawFn) -> bytes:
 @st.composite
 def noise_frames(draw: st.DrawFn) -> bytes:
     """Frames the balancer must pass or drop by rule, never crash on."""
-    kind = draw(st.sampled_from(["bytes", "arp", "ipv6", "icmp", "fragment", "truncated", "bad_version", "short_total"]))
+    kind = draw(
+        st.sampled_from(
+            ["bytes", "arp", "ipv6", "icmp", "fragment", "truncated", "bad_version", "short_total"]
+        )
+    )
     if kind == "bytes":
         return draw(st.binary(max_size=120))
     base = tcp_udp_frame(
-        ip_int("192.0.2.9"), ip_int("198.18.0.1"), draw(st.sampled_from([6, 17])), draw(st.integers(1, 65535)),
-        draw(st.integers(1, 65535)), payload=draw(st.binary(max_size=16)),
+        ip_int("192.0.2.9"),
+        ip_int("198.18.0.1"),
+        draw(st.sampled_from([6, 17])),
+        draw(st.integers(1, 65535)),
+        draw(st.integers(1, 65535)),
+        payload=draw(st.binary(max_size=16)),
     )
     if kind == "arp":
         return base[:12] + b"\x08\x06" + base[14:42]
@@ -98,7 +138,9 @@ def noise_frames(draw: st.DrawFn) -> bytes:
     if kind == "icmp":
         return base[:23] + b"\x01" + base[24:]
     if kind == "fragment":
-        return base[:20] + draw(st.sampled_from([b"\x20\x00", b"\x00\x10", b"\x3f\xff"])) + base[22:]
+        return (
+            base[:20] + draw(st.sampled_from([b"\x20\x00", b"\x00\x10", b"\x3f\xff"])) + base[22:]
+        )
     if kind == "truncated":
         return base[: draw(st.integers(0, len(base) - 1))]
     if kind == "bad_version":

@@ -9,6 +9,7 @@ reads a clock.  The balancer drives the same table from its batch kernel.
 
 Picks the Cython kernel unless ``SHOAL_PURE=1`` or the extension is missing.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,7 @@ IMPLEMENTATION = "python" if kernel is conntrack_py else "cython"
 CAPACITY_MAX = 1 << 26  # 2 GiB of entries: a bound, not a suggestion
 PROBE_WINDOW_MAX = 64
 VALUE_MAX = (1 << 56) - 1
-TIME_MAX_NS = (1 << 62)  # now + any timeout stays below 2**64
+TIME_MAX_NS = 1 << 62  # now + any timeout stays below 2**64
 SECOND_NS = 1_000_000_000
 CACHE_LINE_BYTES = 64
 
@@ -60,19 +61,36 @@ class Timeouts:
     def __post_init__(self) -> None:
         for name in ("syn_sent_ns", "established_ns", "fin_wait_ns", "closed_ns", "udp_ns"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= TIME_MAX_NS:
-                raise ConnTrackError(f"timeout {name} must be an int in [1, 2**62] ns, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not 1 <= value <= TIME_MAX_NS
+            ):
+                raise ConnTrackError(
+                    f"timeout {name} must be an int in [1, 2**62] ns, got {value!r}"
+                )
 
     def as_array(self) -> np.ndarray:
         """Indexed by state (FREE, SYN_SENT, ESTABLISHED, FIN_WAIT, CLOSED, UDP)."""
         return np.array(
-            [0, self.syn_sent_ns, self.established_ns, self.fin_wait_ns, self.closed_ns, self.udp_ns],
+            [
+                0,
+                self.syn_sent_ns,
+                self.established_ns,
+                self.fin_wait_ns,
+                self.closed_ns,
+                self.udp_ns,
+            ],
             dtype=np.uint64,
         )
 
 
 def check_now(now_ns: int) -> int:
-    if isinstance(now_ns, bool) or not isinstance(now_ns, (int, np.integer)) or not 0 <= now_ns <= TIME_MAX_NS:
+    if (
+        isinstance(now_ns, bool)
+        or not isinstance(now_ns, (int, np.integer))
+        or not 0 <= now_ns <= TIME_MAX_NS
+    ):
         raise ConnTrackError(f"now_ns must be an int in [0, 2**62], got {now_ns!r}")
     return int(now_ns)
 
@@ -94,11 +112,25 @@ class Entry:
 class ConnTrack:
     """A bounded table of tracked flows; see the module docstring for the rules."""
 
-    def __init__(self, capacity: int, probe_window: int = 8, timeouts: Timeouts | None = None, seed: int = 0) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or not 1 <= capacity <= CAPACITY_MAX:
-            raise ConnTrackError(f"capacity must be an int in [1, {CAPACITY_MAX}], got {capacity!r}")
-        if isinstance(probe_window, bool) or not isinstance(probe_window, int) or not 1 <= probe_window <= PROBE_WINDOW_MAX:
-            raise ConnTrackError(f"probe_window must be an int in [1, {PROBE_WINDOW_MAX}], got {probe_window!r}")
+    def __init__(
+        self, capacity: int, probe_window: int = 8, timeouts: Timeouts | None = None, seed: int = 0
+    ) -> None:
+        if (
+            isinstance(capacity, bool)
+            or not isinstance(capacity, int)
+            or not 1 <= capacity <= CAPACITY_MAX
+        ):
+            raise ConnTrackError(
+                f"capacity must be an int in [1, {CAPACITY_MAX}], got {capacity!r}"
+            )
+        if (
+            isinstance(probe_window, bool)
+            or not isinstance(probe_window, int)
+            or not 1 <= probe_window <= PROBE_WINDOW_MAX
+        ):
+            raise ConnTrackError(
+                f"probe_window must be an int in [1, {PROBE_WINDOW_MAX}], got {probe_window!r}"
+            )
         self.capacity = capacity
         self.probe_window = min(probe_window, capacity)
         self.timeouts = timeouts if timeouts is not None else Timeouts()
@@ -147,9 +179,22 @@ class ConnTrack:
         if not 0 <= value_if_new <= VALUE_MAX:
             raise ConnTrackError(f"value must be in [0, 2**56), got {value_if_new}")
         value, state, is_new = kernel.track(
-            self.table, self.capacity, self.probe_window, self.timeouts_ns, self.counter_array,
-            self.k0, self.k1, protocol & 0xFF, source_ip & 0xFFFFFFFF, destination_ip & 0xFFFFFFFF,
-            source_port & 0xFFFF, destination_port & 0xFFFF, tcp_flags & 0xFF, bool(is_reply), now_ns, value_if_new,
+            self.table,
+            self.capacity,
+            self.probe_window,
+            self.timeouts_ns,
+            self.counter_array,
+            self.k0,
+            self.k1,
+            protocol & 0xFF,
+            source_ip & 0xFFFFFFFF,
+            destination_ip & 0xFFFFFFFF,
+            source_port & 0xFFFF,
+            destination_port & 0xFFFF,
+            tcp_flags & 0xFF,
+            bool(is_reply),
+            now_ns,
+            value_if_new,
         )
         return int(value), STATE_NAMES[state], bool(is_new)
 

@@ -30,6 +30,7 @@ Linux nf_conntrack's table, enough to choose timeouts):
 
 Each state has its own timeout; every packet of the flow re-arms it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +39,19 @@ from dataplane.flowhash_py import flow_hash
 
 CT_FREE, CT_SYN_SENT, CT_ESTABLISHED, CT_FIN_WAIT, CT_CLOSED, CT_UDP = range(6)
 STATE_NAMES = ("FREE", "SYN_SENT", "ESTABLISHED", "FIN_WAIT", "CLOSED", "UDP")
-COUNTER_NAMES = ("hits", "misses", "inserted", "expired", "evicted", "occupied", "removed", "reopened")
-CT_HITS, CT_MISSES, CT_INSERTED, CT_EXPIRED, CT_EVICTED, CT_OCCUPIED, CT_REMOVED, CT_REOPENED = range(8)
+COUNTER_NAMES = (
+    "hits",
+    "misses",
+    "inserted",
+    "expired",
+    "evicted",
+    "occupied",
+    "removed",
+    "reopened",
+)
+CT_HITS, CT_MISSES, CT_INSERTED, CT_EXPIRED, CT_EVICTED, CT_OCCUPIED, CT_REMOVED, CT_REOPENED = (
+    range(8)
+)
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 PROTO_TCP, PROTO_UDP = 6, 17
 WORDS_PER_ENTRY = 4
@@ -52,14 +64,21 @@ def ct_addresses(source_ip: int, destination_ip: int) -> int:
 
 
 def ct_ports(protocol: int, source_port: int, destination_port: int) -> int:
-    return ((source_port & 0xFFFF) << 48) | ((destination_port & 0xFFFF) << 32) | ((protocol & 0xFF) << 8) | 1
+    return (
+        ((source_port & 0xFFFF) << 48)
+        | ((destination_port & 0xFFFF) << 32)
+        | ((protocol & 0xFF) << 8)
+        | 1
+    )
 
 
 def fastrange32(hash_bits: int, size: int) -> int:
     return ((hash_bits & 0xFFFFFFFF) * size) >> 32
 
 
-def ct_find(table: np.ndarray, capacity: int, window: int, flow: int, addresses: int, ports: int) -> int:
+def ct_find(
+    table: np.ndarray, capacity: int, window: int, flow: int, addresses: int, ports: int
+) -> int:
     index = fastrange32(flow, capacity)
     for _ in range(window):
         base = index * WORDS_PER_ENTRY
@@ -71,7 +90,9 @@ def ct_find(table: np.ndarray, capacity: int, window: int, flow: int, addresses:
     return -1
 
 
-def ct_claim(table: np.ndarray, capacity: int, window: int, flow: int, now_ns: int, counters: np.ndarray) -> int:
+def ct_claim(
+    table: np.ndarray, capacity: int, window: int, flow: int, now_ns: int, counters: np.ndarray
+) -> int:
     index = fastrange32(flow, capacity)
     expired = victim = -1
     victim_expires = MASK64
@@ -126,7 +147,15 @@ def ct_reopens(state: int, protocol: int, tcp_flags: int, is_reply: bool) -> boo
     )
 
 
-def ct_write(table: np.ndarray, index: int, addresses: int, ports: int, value: int, state: int, expires_ns: int) -> None:
+def ct_write(
+    table: np.ndarray,
+    index: int,
+    addresses: int,
+    ports: int,
+    value: int,
+    state: int,
+    expires_ns: int,
+) -> None:
     base = index * WORDS_PER_ENTRY
     table[base] = addresses
     table[base + 1] = ports

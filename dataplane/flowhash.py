@@ -8,6 +8,7 @@ hands it out).  It is split into the SipHash key (k0 = low 64 bits, k1 = high
 64 bits).  Never Python's ``hash()``: it is salted per process, so two nodes
 would disagree about which backend owns a flow.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,10 +41,19 @@ def split_seed(seed: int) -> tuple[int, int]:
     return seed & ((1 << 64) - 1), seed >> 64
 
 
-def flow_hash(seed: int, protocol: int, source_ip: int, destination_ip: int, source_port: int, destination_port: int) -> int:
+def flow_hash(
+    seed: int,
+    protocol: int,
+    source_ip: int,
+    destination_ip: int,
+    source_port: int,
+    destination_port: int,
+) -> int:
     """SipHash-1-3 of the 5-tuple under the cluster seed (a 64-bit integer)."""
     k0, k1 = split_seed(seed)
-    return int(kernel.flow_hash(k0, k1, protocol, source_ip, destination_ip, source_port, destination_port))
+    return int(
+        kernel.flow_hash(k0, k1, protocol, source_ip, destination_ip, source_port, destination_port)
+    )
 
 
 def name_hash(seed: int, name: str) -> int:

@@ -10,6 +10,7 @@ it keeps the keyed-PRF design with a smaller margin, a fair trade for a per-
 packet hash whose key is rotated with the cluster seed.  Names (a control-plane
 input, hashed once per table build) use the full SipHash-2-4.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,10 +24,20 @@ def _rotl(value: int, bits: int) -> int:
 
 def _sipround(v: list[int]) -> None:
     v0, v1, v2, v3 = v
-    v0 = (v0 + v1) & MASK64; v1 = _rotl(v1, 13); v1 ^= v0; v0 = _rotl(v0, 32)
-    v2 = (v2 + v3) & MASK64; v3 = _rotl(v3, 16); v3 ^= v2
-    v0 = (v0 + v3) & MASK64; v3 = _rotl(v3, 21); v3 ^= v0
-    v2 = (v2 + v1) & MASK64; v1 = _rotl(v1, 17); v1 ^= v2; v2 = _rotl(v2, 32)
+    v0 = (v0 + v1) & MASK64
+    v1 = _rotl(v1, 13)
+    v1 ^= v0
+    v0 = _rotl(v0, 32)
+    v2 = (v2 + v3) & MASK64
+    v3 = _rotl(v3, 16)
+    v3 ^= v2
+    v0 = (v0 + v3) & MASK64
+    v3 = _rotl(v3, 21)
+    v3 ^= v0
+    v2 = (v2 + v1) & MASK64
+    v1 = _rotl(v1, 17)
+    v1 ^= v2
+    v2 = _rotl(v2, 32)
     v[0], v[1], v[2], v[3] = v0, v1, v2, v3
 
 
@@ -59,7 +70,13 @@ def siphash24(k0: int, k1: int, data: bytes) -> int:
 
 
 def flow_hash(
-    k0: int, k1: int, protocol: int, source_ip: int, destination_ip: int, source_port: int, destination_port: int
+    k0: int,
+    k1: int,
+    protocol: int,
+    source_ip: int,
+    destination_ip: int,
+    source_port: int,
+    destination_port: int,
 ) -> int:
     """SipHash-1-3 of one 5-tuple packed as m0 = sip<<32|dip, m1 = sport<<48|dport<<32|proto."""
     m0 = ((source_ip & 0xFFFFFFFF) << 32) | (destination_ip & 0xFFFFFFFF)
@@ -79,10 +96,22 @@ def flow_hash_array(
 ) -> None:
     """Hash every 5-tuple of the equal-length input arrays into ``out``."""
     count = len(out)
-    if not (len(protocols) == len(source_ips) == len(destination_ips) == len(source_ports) == len(destination_ports) == count):
+    if not (
+        len(protocols)
+        == len(source_ips)
+        == len(destination_ips)
+        == len(source_ports)
+        == len(destination_ports)
+        == count
+    ):
         raise ValueError("flow_hash_array: every array must have the length of out")
     for index in range(count):
         out[index] = flow_hash(
-            k0, k1, int(protocols[index]), int(source_ips[index]), int(destination_ips[index]),
-            int(source_ports[index]), int(destination_ports[index]),
+            k0,
+            k1,
+            int(protocols[index]),
+            int(source_ips[index]),
+            int(destination_ips[index]),
+            int(source_ports[index]),
+            int(destination_ports[index]),
         )

@@ -10,6 +10,7 @@ rule are described in ``dataplane/maglev_py.py`` (the twin of ``maglev_c``).
 
 Picks the Cython kernel unless ``SHOAL_PURE=1`` or the extension is missing.
 """
+
 from __future__ import annotations
 
 import os
@@ -103,7 +104,9 @@ def encode_name(name: str) -> bytes:
         raise BackendNameError(f"backend name must be a str, got {type(name).__name__}")
     encoded = name.encode("utf-8", errors="strict") if name else b""
     if not encoded or len(encoded) > NAME_BYTES_MAX:
-        raise BackendNameError(f"backend name must be 1..{NAME_BYTES_MAX} UTF-8 bytes, got {name!r}")
+        raise BackendNameError(
+            f"backend name must be 1..{NAME_BYTES_MAX} UTF-8 bytes, got {name!r}"
+        )
     return encoded
 
 
@@ -114,7 +117,9 @@ def populate_sorted(backends: Mapping[str, int], size: int, seed: int) -> np.nda
     its tracked connections and refuses new ones, which is not an error there.
     """
     if not isinstance(backends, Mapping):
-        raise MaglevError(f"backends must be a mapping of name -> weight, got {type(backends).__name__}")
+        raise MaglevError(
+            f"backends must be a mapping of name -> weight, got {type(backends).__name__}"
+        )
     size = check_table_size(size)
     k0, k1 = split_seed(seed)
     names = sorted(backends)
@@ -123,7 +128,9 @@ def populate_sorted(backends: Mapping[str, int], size: int, seed: int) -> np.nda
     return kernel.populate(encoded, weights, size, k0, k1)
 
 
-def build_table(backends: Mapping[str, int], size: int = DEFAULT_TABLE_SIZE, seed: int = 0) -> np.ndarray:
+def build_table(
+    backends: Mapping[str, int], size: int = DEFAULT_TABLE_SIZE, seed: int = 0
+) -> np.ndarray:
     """Maglev lookup table: int32 array of ``size`` indices into ``sorted(backends)``.
 
     Raises ``EmptyBackendsError`` when ``backends`` is empty,
@@ -152,7 +159,9 @@ def balance(table: np.ndarray, backend_count: int) -> float:
     return float(counts.max() / counts.mean())
 
 
-def disruption(before: np.ndarray, names_before: list[str], after: np.ndarray, names_after: list[str]) -> float:
+def disruption(
+    before: np.ndarray, names_before: list[str], after: np.ndarray, names_after: list[str]
+) -> float:
     """Fraction of slots whose backend (by name) changed between two tables."""
     if len(before) != len(after):
         raise MaglevError("disruption compares tables of the same size")

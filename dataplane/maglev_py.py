@@ -17,6 +17,7 @@ turn: a draining backend owns no slot and gets no new flows (connection
 tracking keeps its existing ones).  With equal weights this is exactly the
 paper's algorithm.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,9 @@ import numpy as np
 SKIP_KEY_TWEAK = 0x9E3779B97F4A7C15
 
 
-def permutation_parameters(names: list[bytes], size: int, k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
+def permutation_parameters(
+    names: list[bytes], size: int, k0: int, k1: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(offsets, skips) of each name: offset = h1 mod M, skip = h2 mod (M-1) + 1."""
     from dataplane.flowhash_py import siphash24
 
@@ -33,7 +36,9 @@ def permutation_parameters(names: list[bytes], size: int, k0: int, k1: int) -> t
     for index, name in enumerate(names):
         offsets[index] = siphash24(k0, k1, name) % size
         if size > 1:
-            skips[index] = siphash24(k0 ^ SKIP_KEY_TWEAK, k1 ^ SKIP_KEY_TWEAK, name) % (size - 1) + 1
+            skips[index] = (
+                siphash24(k0 ^ SKIP_KEY_TWEAK, k1 ^ SKIP_KEY_TWEAK, name) % (size - 1) + 1
+            )
         else:
             skips[index] = 1
     return offsets, skips

@@ -32,13 +32,21 @@ the addresses) are updated with RFC 1624 eqn. 3; a UDP checksum of 0 means
 "none" (RFC 768) and stays 0, and a computed UDP checksum of 0 is sent as
 0xFFFF.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import numpy as np
 
-PARSE_OK, PARSE_NON_IPV4, PARSE_NOT_TCP_UDP, PARSE_TRUNCATED, PARSE_BAD_IP_HEADER, PARSE_FRAGMENT = range(6)
+(
+    PARSE_OK,
+    PARSE_NON_IPV4,
+    PARSE_NOT_TCP_UDP,
+    PARSE_TRUNCATED,
+    PARSE_BAD_IP_HEADER,
+    PARSE_FRAGMENT,
+) = range(6)
 PARSE_NAMES = ("ok", "non_ipv4", "not_tcp_udp", "truncated", "bad_ip_header", "fragment")
 ETH_HEADER_BYTES = 14
 
@@ -92,7 +100,9 @@ def nat_parse(frame: bytes) -> tuple[int, ParsedFrame | None]:
     )
 
 
-def checksum_update(check: int, old_address: int, new_address: int, old_port: int, new_port: int) -> int:
+def checksum_update(
+    check: int, old_address: int, new_address: int, old_port: int, new_port: int
+) -> int:
     """RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), normalised to match a full recomputation."""
     total = ~check & 0xFFFF
     total += (~(old_address >> 16) & 0xFFFF) + (new_address >> 16)
@@ -115,7 +125,13 @@ def _store16(buffer: np.ndarray, at: int, value: int) -> None:
 
 
 def nat_rewrite(
-    buffer: np.ndarray, start: int, parsed: ParsedFrame, destination: bool, new_ip: int, new_port: int, new_mac: int
+    buffer: np.ndarray,
+    start: int,
+    parsed: ParsedFrame,
+    destination: bool,
+    new_ip: int,
+    new_port: int,
+    new_mac: int,
 ) -> None:
     """Rewrite the destination (request) or source (reply) address, port and MAC in place."""
     l3 = start + parsed.l3

@@ -1,4 +1,5 @@
 """The Balancer: Cython and twin agree on everything; tracked flows stay put; bad input is typed or counted."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,29 +8,50 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from dataplane.balancer import (
-    AddressError, Backend, Balancer, BalancerError, CapacityError, DuplicateServiceError, EndpointConflictError,
-    Service, UnknownBackendError, UnknownServiceError,
+    AddressError,
+    Backend,
+    Balancer,
+    BalancerError,
+    CapacityError,
+    DuplicateServiceError,
+    EndpointConflictError,
+    Service,
+    UnknownBackendError,
+    UnknownServiceError,
 )
 from dataplane.balancer_py import VERDICT_DROP, VERDICT_FORWARD, VERDICT_RESET
 from dataplane.balancer_strategies import ip_int, noise_frames, tcp_udp_frame
 from dataplane.batch import PacketBatch
 from dataplane.conntrack import ConnTrackError, Timeouts
 
-TIMEOUTS = Timeouts(syn_sent_ns=500, established_ns=5000, fin_wait_ns=800, closed_ns=100, udp_ns=3000)
+TIMEOUTS = Timeouts(
+    syn_sent_ns=500, established_ns=5000, fin_wait_ns=800, closed_ns=100, udp_ns=3000
+)
 PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17}
 
 
-def service_spec(index: int, protocol: str, table_size: int, on_removed: str, with_mac: bool) -> Service:
+def service_spec(
+    index: int, protocol: str, table_size: int, on_removed: str, with_mac: bool
+) -> Service:
     return Service(
-        f"svc{index}", f"198.18.0.{10 + index}", 80 if protocol == "tcp" else 53, protocol=protocol,
-        vip_mac=f"02:00:00:00:00:{index:02x}" if with_mac else None, table_size=table_size,
+        f"svc{index}",
+        f"198.18.0.{10 + index}",
+        80 if protocol == "tcp" else 53,
+        protocol=protocol,
+        vip_mac=f"02:00:00:00:00:{index:02x}" if with_mac else None,
+        table_size=table_size,
         on_backend_removed=on_removed,
     )
 
 
 def backend_spec(service: int, index: int, weight: int) -> Backend:
-    return Backend(f"s{service}-b{index}", f"198.18.1.{service * 16 + index + 1}", 8000 + index,
-                   f"02:00:00:00:{service + 1:02x}:{index:02x}", weight)
+    return Backend(
+        f"s{service}-b{index}",
+        f"198.18.1.{service * 16 + index + 1}",
+        8000 + index,
+        f"02:00:00:00:{service + 1:02x}:{index:02x}",
+        weight,
+    )
 
 
 # Few clients and ports, so flows repeat (hits), collide in small tables
@@ -40,38 +62,72 @@ scenarios = st.fixed_dictionaries(
         "capacity": st.integers(1, 12),
         "window": st.integers(1, 8),
         "services": st.lists(
-            st.tuples(st.sampled_from(["tcp", "udp"]), st.sampled_from([13, 101]), st.sampled_from(["reset", "repick"]),
-                      st.booleans(), st.lists(st.integers(0, 3), min_size=1, max_size=5)),
-            min_size=1, max_size=3,
+            st.tuples(
+                st.sampled_from(["tcp", "udp"]),
+                st.sampled_from([13, 101]),
+                st.sampled_from(["reset", "repick"]),
+                st.booleans(),
+                st.lists(st.integers(0, 3), min_size=1, max_size=5),
+            ),
+            min_size=1,
+            max_size=3,
         ),
         "steps": st.lists(
             st.one_of(
-                st.tuples(st.just("batch"), st.sampled_from([0, 1, 50, 400, 700, 6000]), st.lists(
-                    st.one_of(
-                        st.tuples(st.just("request"), st.integers(0, 2), st.integers(1, 3), st.integers(1000, 1002),
-                                  st.sampled_from([0x02, 0x10, 0x18, 0x11, 0x04])),
-                        st.tuples(st.just("reply"), st.integers(0, 2), st.integers(0, 4), st.integers(1, 3),
-                                  st.integers(1000, 1002), st.sampled_from([0x12, 0x10, 0x11, 0x04])),
-                        st.tuples(st.just("noise"), noise_frames()),
+                st.tuples(
+                    st.just("batch"),
+                    st.sampled_from([0, 1, 50, 400, 700, 6000]),
+                    st.lists(
+                        st.one_of(
+                            st.tuples(
+                                st.just("request"),
+                                st.integers(0, 2),
+                                st.integers(1, 3),
+                                st.integers(1000, 1002),
+                                st.sampled_from([0x02, 0x10, 0x18, 0x11, 0x04]),
+                            ),
+                            st.tuples(
+                                st.just("reply"),
+                                st.integers(0, 2),
+                                st.integers(0, 4),
+                                st.integers(1, 3),
+                                st.integers(1000, 1002),
+                                st.sampled_from([0x12, 0x10, 0x11, 0x04]),
+                            ),
+                            st.tuples(st.just("noise"), noise_frames()),
+                        ),
+                        min_size=1,
+                        max_size=24,
                     ),
-                    min_size=1, max_size=24,
-                )),
-                st.tuples(st.sampled_from(["remove", "add", "drain", "weight"]), st.integers(0, 2), st.integers(0, 5),
-                          st.integers(0, 3)),
+                ),
+                st.tuples(
+                    st.sampled_from(["remove", "add", "drain", "weight"]),
+                    st.integers(0, 2),
+                    st.integers(0, 5),
+                    st.integers(0, 3),
+                ),
             ),
-            min_size=1, max_size=16,
+            min_size=1,
+            max_size=16,
         ),
     }
 )
 
 
 def build(scenario: dict, implementation: str) -> Balancer:
-    balancer = Balancer(seed=scenario["seed"], conntrack_capacity=scenario["capacity"], probe_window=scenario["window"],
-                        timeouts=TIMEOUTS, implementation=implementation)
+    balancer = Balancer(
+        seed=scenario["seed"],
+        conntrack_capacity=scenario["capacity"],
+        probe_window=scenario["window"],
+        timeouts=TIMEOUTS,
+        implementation=implementation,
+    )
     assert balancer.implementation == implementation
     for index, (protocol, size, on_removed, with_mac, weights) in enumerate(scenario["services"]):
-        balancer.add_service(service_spec(index, protocol, size, on_removed, with_mac),
-                             [backend_spec(index, position, weight) for position, weight in enumerate(weights)])
+        balancer.add_service(
+            service_spec(index, protocol, size, on_removed, with_mac),
+            [backend_spec(index, position, weight) for position, weight in enumerate(weights)],
+        )
     return balancer
 
 
@@ -83,14 +139,29 @@ def frame_of(packet: tuple, services: list, balancer: Balancer) -> bytes:
     vip, port = ip_int(f"198.18.0.{10 + service}"), 80 if protocol == 6 else 53
     if packet[0] == "request":
         _, _, client, client_port, flags = packet
-        return tcp_udp_frame(ip_int(f"192.0.2.{client}"), vip, protocol, client_port, port, tcp_flags=flags, payload=b"hi")
+        return tcp_udp_frame(
+            ip_int(f"192.0.2.{client}"),
+            vip,
+            protocol,
+            client_port,
+            port,
+            tcp_flags=flags,
+            payload=b"hi",
+        )
     _, _, backend, client, client_port, flags = packet
     spec = backend_spec(service, backend, 1)
     if backend == 0:  # usually the flow's own backend, so replies are tracked
         owner = balancer.backend_for_new_flow(f"svc{service}", f"192.0.2.{client}", client_port)
         spec = next((b for b in balancer.backends(f"svc{service}") if b.name == owner), spec)
-    return tcp_udp_frame(ip_int(spec.ip), ip_int(f"192.0.2.{client}"), protocol, spec.port, client_port,
-                         tcp_flags=flags, payload=b"ok")
+    return tcp_udp_frame(
+        ip_int(spec.ip),
+        ip_int(f"192.0.2.{client}"),
+        protocol,
+        spec.port,
+        client_port,
+        tcp_flags=flags,
+        payload=b"ok",
+    )
 
 
 def change(balancer: Balancer, step: tuple, services: list) -> str:
@@ -132,19 +203,31 @@ def test_cython_and_twin_agree_on_verdicts_bytes_counters_and_table(scenario: di
         assert (balancers[0].conntrack.table == balancers[1].conntrack.table).all()
         counters = balancers[0].counters
         assert counters["conntrack_occupied"] <= scenario["capacity"]
-        outcomes = sum(v for k, v in counters.items() if k != "packets" and not k.startswith("conntrack_"))
+        outcomes = sum(
+            v for k, v in counters.items() if k != "packets" and not k.startswith("conntrack_")
+        )
         assert outcomes == counters["packets"]
 
 
-def web_balancer(implementation: str, on_removed: str = "reset", count: int = 6, capacity: int = 4096) -> Balancer:
-    balancer = Balancer(seed=5, conntrack_capacity=capacity, timeouts=TIMEOUTS, implementation=implementation)
-    balancer.add_service(service_spec(0, "tcp", 101, on_removed, True), [backend_spec(0, i, 1) for i in range(count)])
+def web_balancer(
+    implementation: str, on_removed: str = "reset", count: int = 6, capacity: int = 4096
+) -> Balancer:
+    balancer = Balancer(
+        seed=5, conntrack_capacity=capacity, timeouts=TIMEOUTS, implementation=implementation
+    )
+    balancer.add_service(
+        service_spec(0, "tcp", 101, on_removed, True), [backend_spec(0, i, 1) for i in range(count)]
+    )
     return balancer
 
 
-def send(balancer: Balancer, client: int, client_port: int, flags: int, now: int) -> tuple[int, str | None]:
+def send(
+    balancer: Balancer, client: int, client_port: int, flags: int, now: int
+) -> tuple[int, str | None]:
     """One request; (verdict, name of the backend it went to)."""
-    frame = tcp_udp_frame(ip_int(f"192.0.2.{client}"), ip_int("198.18.0.10"), 6, client_port, 80, tcp_flags=flags)
+    frame = tcp_udp_frame(
+        ip_int(f"192.0.2.{client}"), ip_int("198.18.0.10"), 6, client_port, 80, tcp_flags=flags
+    )
     batch = PacketBatch.from_frames([frame])
     verdict = int(balancer.process(batch, now)[0])
     if verdict != VERDICT_FORWARD:
@@ -153,7 +236,9 @@ def send(balancer: Balancer, client: int, client_port: int, flags: int, now: int
     return verdict, next(b.name for b in balancer.backends("svc0") if ip_int(b.ip) == destination)
 
 
-def send_both(balancers: list[Balancer], client: int, client_port: int, flags: int, now: int) -> tuple[int, str | None]:
+def send_both(
+    balancers: list[Balancer], client: int, client_port: int, flags: int, now: int
+) -> tuple[int, str | None]:
     """``send`` to the Cython balancer and its twin; they must agree on everything."""
     results = [send(balancer, client, client_port, flags, now) for balancer in balancers]
     assert results[0] == results[1]
@@ -165,10 +250,19 @@ def send_both(balancers: list[Balancer], client: int, client_port: int, flags: i
 @settings(max_examples=25)
 @given(
     on_removed=st.sampled_from(["reset", "repick"]),
-    changes=st.lists(st.tuples(st.sampled_from(["remove", "add", "drain", "weight"]), st.integers(0, 9),
-                               st.integers(0, 3)), min_size=1, max_size=10),
+    changes=st.lists(
+        st.tuples(
+            st.sampled_from(["remove", "add", "drain", "weight"]),
+            st.integers(0, 9),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
 )
-def test_tracked_connections_keep_their_backend_while_it_stays(on_removed: str, changes: list) -> None:
+def test_tracked_connections_keep_their_backend_while_it_stays(
+    on_removed: str, changes: list
+) -> None:
     balancers = [web_balancer("cython", on_removed), web_balancer("python", on_removed)]
     now = 0
     connections: dict[tuple[int, int], str] = {}
@@ -180,7 +274,9 @@ def test_tracked_connections_keep_their_backend_while_it_stays(on_removed: str, 
             connections[(client, port)] = backend
     for action, backend, weight in changes:
         now += 10
-        outcomes = {change(balancer, (action, 0, backend, weight), [("tcp",)]) for balancer in balancers}
+        outcomes = {
+            change(balancer, (action, 0, backend, weight), [("tcp",)]) for balancer in balancers
+        }
         assert len(outcomes) == 1
         alive = {b.name for b in balancers[0].backends("svc0")}
         for (client, port), owner in list(connections.items()):
@@ -224,7 +320,9 @@ def test_drained_backend_keeps_its_flows_and_gets_no_new_ones(implementation: st
 def test_new_flows_follow_the_maglev_table(implementation: str) -> None:
     balancer = web_balancer(implementation)
     for port in range(6000, 6040):
-        assert send(balancer, 3, port, 0x02, 0)[1] == balancer.backend_for_new_flow("svc0", "192.0.2.3", port)
+        assert send(balancer, 3, port, 0x02, 0)[1] == balancer.backend_for_new_flow(
+            "svc0", "192.0.2.3", port
+        )
 
 
 @pytest.mark.parametrize("implementation", ["cython", "python"])
@@ -239,10 +337,14 @@ def test_reused_backend_slot_never_inherits_old_flows(implementation: str) -> No
 
 
 @pytest.mark.parametrize("implementation", ["cython", "python"])
-@given(frames=st.lists(st.binary(max_size=80), min_size=1, max_size=32),
-       offsets=st.lists(st.integers(0, 2**32 - 1), max_size=4), lengths=st.lists(st.integers(0, 2**32 - 1), max_size=4))
-def test_fuzz_bytes_and_corrupt_slots_never_crash(implementation: str, frames: list[bytes], offsets: list[int],
-                                                  lengths: list[int]) -> None:
+@given(
+    frames=st.lists(st.binary(max_size=80), min_size=1, max_size=32),
+    offsets=st.lists(st.integers(0, 2**32 - 1), max_size=4),
+    lengths=st.lists(st.integers(0, 2**32 - 1), max_size=4),
+)
+def test_fuzz_bytes_and_corrupt_slots_never_crash(
+    implementation: str, frames: list[bytes], offsets: list[int], lengths: list[int]
+) -> None:
     balancer = web_balancer(implementation, count=2, capacity=8)
     batch = PacketBatch.from_frames(frames)
     for index, value in enumerate(offsets[: batch.count]):
@@ -284,13 +386,17 @@ def test_configuration_errors_are_typed() -> None:
     with pytest.raises(CapacityError):
         Balancer(max_backends=0)
     small = Balancer(max_backends=2, max_services=1)
-    small.add_service(Service("a", "198.18.0.1", 80), [backend_spec(0, 0, 1), backend_spec(0, 1, 1)])
+    small.add_service(
+        Service("a", "198.18.0.1", 80), [backend_spec(0, 0, 1), backend_spec(0, 1, 1)]
+    )
     with pytest.raises(CapacityError):
         small.add_backend("a", backend_spec(0, 2, 1))
     with pytest.raises(CapacityError):
         small.add_service(Service("b", "198.18.0.2", 80))
     small.remove_service("a")
-    small.add_service(Service("b", "198.18.0.2", 80), [backend_spec(0, 3, 1), backend_spec(0, 4, 1)])
+    small.add_service(
+        Service("b", "198.18.0.2", 80), [backend_spec(0, 3, 1), backend_spec(0, 4, 1)]
+    )
 
 
 @pytest.mark.parametrize(
@@ -317,7 +423,9 @@ def test_bad_specs_raise_address_errors(build) -> None:
 def test_services_on_one_vip_by_port_and_protocol() -> None:
     balancer = Balancer(seed=1)
     balancer.add_service(Service("web", "198.18.0.5", 80), [Backend("w", "198.18.1.1", 8080)])
-    balancer.add_service(Service("dns", "198.18.0.5", 53, protocol="udp"), [Backend("d", "198.18.1.2", 5353)])
+    balancer.add_service(
+        Service("dns", "198.18.0.5", 53, protocol="udp"), [Backend("d", "198.18.1.2", 5353)]
+    )
     frames = [
         tcp_udp_frame(ip_int("192.0.2.1"), ip_int("198.18.0.5"), 6, 1000, 80),
         tcp_udp_frame(ip_int("192.0.2.1"), ip_int("198.18.0.5"), 17, 1000, 53),
@@ -325,7 +433,9 @@ def test_services_on_one_vip_by_port_and_protocol() -> None:
     ]
     batch = PacketBatch.from_frames(frames)
     assert balancer.process(batch, 0).tolist() == [1, 1, 0]
-    assert batch.frame(0)[30:34] == bytes([198, 18, 1, 1]) and batch.frame(1)[30:34] == bytes([198, 18, 1, 2])
+    assert batch.frame(0)[30:34] == bytes([198, 18, 1, 1]) and batch.frame(1)[30:34] == bytes(
+        [198, 18, 1, 2]
+    )
     balancer.remove_service("web")
     assert [s.name for s in balancer.services()] == ["dns"]
     with pytest.raises(AddressError):

@@ -1,4 +1,5 @@
 """The keyed flow hash: SipHash reference vectors, Cython vs twin, key sensitivity."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,10 @@ from hypothesis import strategies as st
 from dataplane import flowhash, flowhash_c, flowhash_py
 from dataplane.flowhash import SeedError, split_seed
 
-REFERENCE_KEY = (int.from_bytes(bytes(range(8)), "little"), int.from_bytes(bytes(range(8, 16)), "little"))
+REFERENCE_KEY = (
+    int.from_bytes(bytes(range(8)), "little"),
+    int.from_bytes(bytes(range(8, 16)), "little"),
+)
 
 
 @pytest.mark.parametrize("module", [flowhash_c, flowhash_py])
@@ -25,9 +29,18 @@ def test_siphash24_reference_vectors(module, message: bytes, expected: int) -> N
 u64 = st.integers(0, 2**64 - 1)
 
 
-@given(u64, u64, st.integers(0, 255), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
-       st.integers(0, 65535), st.integers(0, 65535))
-def test_flow_hash_cython_and_twin_agree(k0, k1, protocol, source_ip, destination_ip, source_port, destination_port) -> None:
+@given(
+    u64,
+    u64,
+    st.integers(0, 255),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 65535),
+    st.integers(0, 65535),
+)
+def test_flow_hash_cython_and_twin_agree(
+    k0, k1, protocol, source_ip, destination_ip, source_port, destination_port
+) -> None:
     arguments = (k0, k1, protocol, source_ip, destination_ip, source_port, destination_port)
     assert flowhash_c.flow_hash(*arguments) == flowhash_py.flow_hash(*arguments)
 
@@ -37,12 +50,26 @@ def test_siphash24_cython_and_twin_agree(k0: int, k1: int, data: bytes) -> None:
     assert flowhash_c.siphash24(k0, k1, data) == flowhash_py.siphash24(k0, k1, data)
 
 
-@given(u64, u64, st.lists(st.tuples(st.integers(0, 255), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
-                                    st.integers(0, 65535), st.integers(0, 65535)), max_size=40))
+@given(
+    u64,
+    u64,
+    st.lists(
+        st.tuples(
+            st.integers(0, 255),
+            st.integers(0, 2**32 - 1),
+            st.integers(0, 2**32 - 1),
+            st.integers(0, 65535),
+            st.integers(0, 65535),
+        ),
+        max_size=40,
+    ),
+)
 def test_flow_hash_array_agrees(k0: int, k1: int, tuples: list) -> None:
     columns = list(zip(*tuples)) if tuples else [(), (), (), (), ()]
-    arrays = [np.array(column, dtype=dtype) for column, dtype in
-              zip(columns, (np.uint8, np.uint32, np.uint32, np.uint16, np.uint16))]
+    arrays = [
+        np.array(column, dtype=dtype)
+        for column, dtype in zip(columns, (np.uint8, np.uint32, np.uint32, np.uint16, np.uint16))
+    ]
     out_c = np.zeros(len(tuples), dtype=np.uint64)
     out_p = np.zeros(len(tuples), dtype=np.uint64)
     flowhash_c.flow_hash_array(k0, k1, *arrays, out_c)
@@ -62,8 +89,10 @@ def test_changing_one_key_bit_changes_the_hash(seed: int, bit: int) -> None:
 def test_flow_hash_spreads_consecutive_ports_evenly() -> None:
     # Consecutive source ports (what a NAT or a flood produces) over 101 slots.
     key = split_seed(12345)
-    slots = [((flowhash_c.flow_hash(*key, 6, 0xC0000201, 0xC612000A, port, 80) >> 32) * 101) >> 32
-             for port in range(1024, 1024 + 101 * 200)]
+    slots = [
+        ((flowhash_c.flow_hash(*key, 6, 0xC0000201, 0xC612000A, port, 80) >> 32) * 101) >> 32
+        for port in range(1024, 1024 + 101 * 200)
+    ]
     counts = np.bincount(slots, minlength=101)
     expected = 200
     chi_square = float(((counts - expected) ** 2 / expected).sum())

@@ -1,4 +1,5 @@
 """Connection tracking: bounded, timeouts on an injected clock, hits keep their value, twin agreement."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,9 @@ TIMEOUTS = Timeouts(syn_sent_ns=50, established_ns=1000, fin_wait_ns=200, closed
 SYN, SYN_ACK, ACK, FIN, RST = 0x02, 0x12, 0x10, 0x11, 0x04
 
 
-def both(capacity: int, window: int, timeouts: Timeouts = TIMEOUTS, seed: int = 3) -> list[ConnTrack]:
+def both(
+    capacity: int, window: int, timeouts: Timeouts = TIMEOUTS, seed: int = 3
+) -> list[ConnTrack]:
     tables = []
     for module in (conntrack_c, conntrack_py):
         table = ConnTrack(capacity, probe_window=window, timeouts=timeouts, seed=seed)
@@ -23,7 +26,9 @@ def both(capacity: int, window: int, timeouts: Timeouts = TIMEOUTS, seed: int = 
     return tables
 
 
-def run_track(table: ConnTrack, module, key: tuple, flags: int, now: int, value: int, is_reply: bool) -> tuple:
+def run_track(
+    table: ConnTrack, module, key: tuple, flags: int, now: int, value: int, is_reply: bool
+) -> tuple:
     original = conntrack.kernel
     conntrack.kernel = module
     try:
@@ -46,17 +51,27 @@ operations = st.lists(
 
 
 @given(st.integers(1, 12), st.integers(1, 8), operations, st.integers(0, 2**128 - 1))
-def test_bounded_hits_keep_value_and_twin_agrees(capacity: int, window: int, steps: list, seed: int) -> None:
+def test_bounded_hits_keep_value_and_twin_agrees(
+    capacity: int, window: int, steps: list, seed: int
+) -> None:
     note(f"capacity={capacity} window={window} seed={seed}")
-    tables = [ConnTrack(capacity, probe_window=window, timeouts=TIMEOUTS, seed=seed) for _ in range(2)]
-    flows = [(6 if index % 3 else 17, 0xC0000200 + index, 0xC6120000 + index % 2, 1000 + index, 80) for index in range(12)]
+    tables = [
+        ConnTrack(capacity, probe_window=window, timeouts=TIMEOUTS, seed=seed) for _ in range(2)
+    ]
+    flows = [
+        (6 if index % 3 else 17, 0xC0000200 + index, 0xC6120000 + index % 2, 1000 + index, 80)
+        for index in range(12)
+    ]
     model: dict[tuple, int] = {}  # flow -> value given when it was (re)inserted
     now = 0
     for step, (flow_index, flags, advance, is_reply, action) in enumerate(steps):
         now += advance
         key = flows[flow_index]
         if action == "sweep":
-            freed = [run_sweep(table, module, now) for table, module in zip(tables, (conntrack_c, conntrack_py))]
+            freed = [
+                run_sweep(table, module, now)
+                for table, module in zip(tables, (conntrack_c, conntrack_py))
+            ]
             assert freed[0] == freed[1]
         else:
             results = [
@@ -64,12 +79,14 @@ def test_bounded_hits_keep_value_and_twin_agrees(capacity: int, window: int, ste
                 for table, module in zip(tables, (conntrack_c, conntrack_py))
             ]
             assert results[0] == results[1], (step, results)
-            value, state, is_new = results[0]
+            value, _state, is_new = results[0]
             if is_new:
                 model[key] = value
                 assert value == step
             elif value != -1:
-                assert value == model[key], "a hit must return the value stored when the flow was inserted"
+                assert value == model[key], (
+                    "a hit must return the value stored when the flow was inserted"
+                )
         assert (tables[0].table == tables[1].table).all()
         assert (tables[0].counter_array == tables[1].counter_array).all()
         for table in tables:
@@ -104,7 +121,9 @@ FLOW_UDP = (17, 0xC0000201, 0xC612000A, 40000, 53)
         (FLOW_UDP, [0], "UDP", TIMEOUTS.udp_ns),
     ],
 )
-def test_timeouts_expire_as_configured(module, flow: tuple, packets: list[int], state: str, timeout: int) -> None:
+def test_timeouts_expire_as_configured(
+    module, flow: tuple, packets: list[int], state: str, timeout: int
+) -> None:
     for probe, expect_new in ((timeout - 1, False), (timeout, True)):
         table = ConnTrack(64, timeouts=TIMEOUTS)
         now = 1_000_000

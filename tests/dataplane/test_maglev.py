@@ -1,4 +1,5 @@
 """Maglev tables: shares, disruption, determinism across processes and orders, twin agreement, errors."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,25 +17,38 @@ from hypothesis import strategies as st
 from dataplane import maglev_c, maglev_py
 from dataplane.flowhash import SeedError
 from dataplane.maglev import (
-    BackendNameError, EmptyBackendsError, MaglevError, NoActiveBackendError, TableSizeError, WeightError,
-    balance, build_table, disruption, is_prime, slot_counts,
+    BackendNameError,
+    EmptyBackendsError,
+    MaglevError,
+    NoActiveBackendError,
+    TableSizeError,
+    WeightError,
+    balance,
+    build_table,
+    disruption,
+    is_prime,
+    slot_counts,
 )
 
 PRIMES_LARGE = [5003, 10007, 65537]
 PRIMES_SMALL = [2, 3, 7, 13, 101, 251, 1009]
 
-names = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
+names = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12
+)
 
 
 def weighted_backends(max_count: int, max_weight: int = 10, allow_zero: bool = False):
     low = 0 if allow_zero else 1
-    return st.dictionaries(names, st.integers(low, max_weight), min_size=1, max_size=max_count).filter(
-        lambda backends: any(backends.values())
-    )
+    return st.dictionaries(
+        names, st.integers(low, max_weight), min_size=1, max_size=max_count
+    ).filter(lambda backends: any(backends.values()))
 
 
 @given(weighted_backends(48), st.sampled_from(PRIMES_LARGE), st.integers(0, 2**128 - 1))
-def test_share_of_slots_follows_share_of_weight(backends: dict[str, int], size: int, seed: int) -> None:
+def test_share_of_slots_follows_share_of_weight(
+    backends: dict[str, int], size: int, seed: int
+) -> None:
     # The issue's property: size > 100 x backends -> share within 1% (absolute) of weight share.
     table = build_table(backends, size=size, seed=seed)
     assert table.shape == (size,) and table.min() >= 0 and table.max() < len(backends)
@@ -43,7 +57,11 @@ def test_share_of_slots_follows_share_of_weight(backends: dict[str, int], size: 
     total_weight = sum(backends.values())
     for index, name in enumerate(ordered):
         expected = size * backends[name] / total_weight
-        assert abs(counts[index] / size - backends[name] / total_weight) <= 0.01, (name, counts[index], expected)
+        assert abs(counts[index] / size - backends[name] / total_weight) <= 0.01, (
+            name,
+            counts[index],
+            expected,
+        )
         # Stronger, from the credit rule (maglev_py): each turn fills one slot and
         # after R rounds backend i has R*w_i/w_max turns, -1..+1; the N such
         # errors shift every backend's share by at most N*w_i/W slots.
@@ -93,24 +111,38 @@ def test_removing_one_of_a_thousand_backends_disrupts_little() -> None:
         assert moved <= 1 / 1000 + 0.01, (removed, moved)
 
 
-@given(weighted_backends(20, allow_zero=True), st.sampled_from(PRIMES_SMALL[2:]), st.integers(0, 2**32))
-def test_weight_zero_backend_is_invisible_in_the_table(backends: dict[str, int], size: int, seed: int) -> None:
+@given(
+    weighted_backends(20, allow_zero=True), st.sampled_from(PRIMES_SMALL[2:]), st.integers(0, 2**32)
+)
+def test_weight_zero_backend_is_invisible_in_the_table(
+    backends: dict[str, int], size: int, seed: int
+) -> None:
     # Draining (weight 0) earns no turn, so the table equals the one without it.
     active = {name: weight for name, weight in backends.items() if weight > 0}
-    with_drained = np.array(sorted(backends), dtype=object)[build_table(backends, size=size, seed=seed)]
+    with_drained = np.array(sorted(backends), dtype=object)[
+        build_table(backends, size=size, seed=seed)
+    ]
     without = np.array(sorted(active), dtype=object)[build_table(active, size=size, seed=seed)]
     assert (with_drained == without).all()
 
 
 @settings(max_examples=20)
 @given(weighted_backends(6), st.sampled_from(PRIMES_SMALL[1:]), st.integers(0, 2**64 - 1))
-def test_every_insertion_order_gives_the_same_table(backends: dict[str, int], size: int, seed: int) -> None:
+def test_every_insertion_order_gives_the_same_table(
+    backends: dict[str, int], size: int, seed: int
+) -> None:
     reference = build_table(backends, size=size, seed=seed)
     for order in itertools.permutations(backends):
-        assert (build_table({name: backends[name] for name in order}, size=size, seed=seed) == reference).all()
+        assert (
+            build_table({name: backends[name] for name in order}, size=size, seed=seed) == reference
+        ).all()
 
 
-@given(weighted_backends(16, max_weight=5, allow_zero=True), st.sampled_from(PRIMES_SMALL), st.integers(0, 2**128 - 1))
+@given(
+    weighted_backends(16, max_weight=5, allow_zero=True),
+    st.sampled_from(PRIMES_SMALL),
+    st.integers(0, 2**128 - 1),
+)
 def test_cython_and_twin_agree_exactly(backends: dict[str, int], size: int, seed: int) -> None:
     encoded = [name.encode() for name in sorted(backends)]
     weights = np.array([backends[name] for name in sorted(backends)], dtype=np.int64)
@@ -146,13 +178,21 @@ def test_another_process_builds_the_same_tables(pure: str) -> None:
         ({"only": 3, "drained": 0}, 13, 42),
         ({"ünïcode-✓": 2, "x": 1}, 101, 1),
     ]
-    expected = [hashlib.sha256(build_table(b, size=s, seed=seed).tobytes()).hexdigest() for b, s, seed in cases]
+    expected = [
+        hashlib.sha256(build_table(b, size=s, seed=seed).tobytes()).hexdigest()
+        for b, s, seed in cases
+    ]
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     # A different PYTHONHASHSEED would change any use of hash(): the table must not care.
     env = {**os.environ, "PYTHONHASHSEED": "12345", "SHOAL_PURE": pure, "PYTHONPATH": root}
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(cases)], capture_output=True, text=True, env=env, cwd=root,
-        check=True, timeout=120,
+        [sys.executable, "-c", _CHILD, json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+        check=True,
+        timeout=120,
     )
     assert json.loads(result.stdout) == expected
 

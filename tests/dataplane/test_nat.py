@@ -1,4 +1,5 @@
 """NAT against scapy: rewritten frames carry the checksums scapy recomputes; requests and replies round-trip."""
+
 from __future__ import annotations
 
 import struct
@@ -11,7 +12,13 @@ from scapy.layers.l2 import Ether
 
 from dataplane.balancer import Backend, Balancer, Service
 from dataplane.balancer_py import VERDICT_DROP, VERDICT_FORWARD, VERDICT_PASS, VERDICT_REPLY
-from dataplane.balancer_strategies import internet_checksum, ip_int, ip_options, noise_frames, tcp_udp_frame
+from dataplane.balancer_strategies import (
+    internet_checksum,
+    ip_int,
+    ip_options,
+    noise_frames,
+    tcp_udp_frame,
+)
 from dataplane.batch import PacketBatch
 from dataplane.nat_py import checksum_update
 
@@ -24,7 +31,12 @@ def make_balancer(implementation: str, protocol: str) -> Balancer:
     balancer = Balancer(seed=99, conntrack_capacity=256, implementation=implementation)
     balancer.add_service(
         Service("web", VIP, 80, protocol=protocol, vip_mac=VIP_MAC, table_size=101),
-        [Backend(f"task-{index}", f"198.18.1.{index}", 8000 + index, f"02:00:00:00:01:{index:02x}") for index in (1, 2, 3)],
+        [
+            Backend(
+                f"task-{index}", f"198.18.1.{index}", 8000 + index, f"02:00:00:00:01:{index:02x}"
+            )
+            for index in (1, 2, 3)
+        ],
     )
     return balancer
 
@@ -40,7 +52,9 @@ def assert_checksums_as_scapy(frame: bytes) -> Ether:
     elif written_l4 != 0:
         del rebuilt[UDP].chksum
     rebuilt = Ether(bytes(rebuilt))
-    assert written_ip == rebuilt[IP].chksum, f"IPv4 checksum {written_ip:#06x} != scapy {rebuilt[IP].chksum:#06x}"
+    assert written_ip == rebuilt[IP].chksum, (
+        f"IPv4 checksum {written_ip:#06x} != scapy {rebuilt[IP].chksum:#06x}"
+    )
     recomputed = rebuilt[TCP].chksum if TCP in rebuilt else rebuilt[UDP].chksum
     assert written_l4 == recomputed, f"L4 checksum {written_l4:#06x} != scapy {recomputed:#06x}"
     return packet
@@ -67,9 +81,19 @@ def test_request_and_reply_are_valid_and_round_trip(implementation: str, flow: d
     balancer = make_balancer(implementation, flow["protocol"])
     number = 6 if flow["protocol"] == "tcp" else 17
     request = tcp_udp_frame(
-        ip_int(flow["client"]), ip_int(VIP), number, flow["client_port"], 80, tcp_flags=flow["flags"],
-        payload=flow["payload"], ip_options=flow["options"], udp_checksum=flow["udp_checksum"],
-        ident=flow["ident"], padding=flow["padding"], source_mac=0x02000000C001, destination_mac=0x0200000000AA,
+        ip_int(flow["client"]),
+        ip_int(VIP),
+        number,
+        flow["client_port"],
+        80,
+        tcp_flags=flow["flags"],
+        payload=flow["payload"],
+        ip_options=flow["options"],
+        udp_checksum=flow["udp_checksum"],
+        ident=flow["ident"],
+        padding=flow["padding"],
+        source_mac=0x02000000C001,
+        destination_mac=0x0200000000AA,
     )
     batch = PacketBatch.from_frames([request])
     assert balancer.process(batch, now_ns=1_000).tolist() == [VERDICT_FORWARD]
@@ -78,7 +102,12 @@ def test_request_and_reply_are_valid_and_round_trip(implementation: str, flow: d
     layer4 = packet[TCP] if TCP in packet else packet[UDP]
     chosen = balancer.backend_for_new_flow("web", flow["client"], flow["client_port"])
     backend = next(b for b in balancer.backends("web") if b.name == chosen)
-    assert (packet[IP].src, packet[IP].dst, layer4.sport, layer4.dport) == (flow["client"], backend.ip, flow["client_port"], backend.port)
+    assert (packet[IP].src, packet[IP].dst, layer4.sport, layer4.dport) == (
+        flow["client"],
+        backend.ip,
+        flow["client_port"],
+        backend.port,
+    )
     assert packet.dst == backend.mac and packet.src == "02:00:00:00:c0:01"
     if UDP in packet and not flow["udp_checksum"]:
         assert packet[UDP].chksum == 0  # "no checksum" stays none (RFC 768)
@@ -89,8 +118,15 @@ def test_request_and_reply_are_valid_and_round_trip(implementation: str, flow: d
         assert forwarded[-tail:] == request[-tail:]
 
     reply = tcp_udp_frame(
-        ip_int(backend.ip), ip_int(flow["client"]), number, backend.port, flow["client_port"], tcp_flags=0x12,
-        payload=flow["payload"][::-1], udp_checksum=flow["udp_checksum"], source_mac=int(backend.mac.replace(":", ""), 16),
+        ip_int(backend.ip),
+        ip_int(flow["client"]),
+        number,
+        backend.port,
+        flow["client_port"],
+        tcp_flags=0x12,
+        payload=flow["payload"][::-1],
+        udp_checksum=flow["udp_checksum"],
+        source_mac=int(backend.mac.replace(":", ""), 16),
         destination_mac=0x02000000C001,
     )
     batch = PacketBatch.from_frames([reply])
@@ -98,7 +134,12 @@ def test_request_and_reply_are_valid_and_round_trip(implementation: str, flow: d
     answered = assert_checksums_as_scapy(batch.frame(0))
     layer4 = answered[TCP] if TCP in answered else answered[UDP]
     # The client sees its own flow reversed: VIP:80 -> client:port.
-    assert (answered[IP].src, layer4.sport, answered[IP].dst, layer4.dport) == (VIP, 80, flow["client"], flow["client_port"])
+    assert (answered[IP].src, layer4.sport, answered[IP].dst, layer4.dport) == (
+        VIP,
+        80,
+        flow["client"],
+        flow["client_port"],
+    )
     assert answered.src == VIP_MAC
     counters = balancer.counters
     assert counters["forward_new"] == 1 and counters["reply_tracked"] == 1
@@ -112,13 +153,16 @@ def test_request_and_reply_are_valid_and_round_trip(implementation: str, flow: d
     st.integers(0, 0xFFFF),
     st.binary(min_size=2, max_size=40).filter(lambda data: any(data)),
 )
-def test_incremental_update_equals_full_recomputation(check_seed: int, old_ip: int, new_ip: int, old_port: int,
-                                                      new_port: int, rest: bytes) -> None:
+def test_incremental_update_equals_full_recomputation(
+    check_seed: int, old_ip: int, new_ip: int, old_port: int, new_port: int, rest: bytes
+) -> None:
     # RFC 1624: updating the checksum for changed words equals recomputing it.
     rest = rest if len(rest) % 2 == 0 else rest + b"\x00"
     before = struct.pack("!IH", old_ip, old_port) + rest
     after = struct.pack("!IH", new_ip, new_port) + rest
-    assert checksum_update(internet_checksum(before), old_ip, new_ip, old_port, new_port) == internet_checksum(after)
+    assert checksum_update(
+        internet_checksum(before), old_ip, new_ip, old_port, new_port
+    ) == internet_checksum(after)
 
 
 EXPECTED_RULES = {
@@ -169,5 +213,9 @@ def test_noise_never_crashes_and_is_counted_once(implementation: str, frames: li
     verdicts = balancer.process(batch, now_ns=5)
     assert len(verdicts) == len(frames)
     counters = balancer.counters
-    outcomes = sum(value for name, value in counters.items() if name != "packets" and not name.startswith("conntrack_"))
+    outcomes = sum(
+        value
+        for name, value in counters.items()
+        if name != "packets" and not name.startswith("conntrack_")
+    )
     assert counters["packets"] == len(frames) == outcomes
