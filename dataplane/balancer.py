@@ -22,6 +22,10 @@ Maglev table of ``table_size`` int32 slots.
 
 Configuration calls raise typed ``BalancerError`` subclasses (all
 ``ValueError``); ``process`` never raises on packet contents.
+
+One thread owns a Balancer: ``process`` releases the GIL inside the kernel,
+and configuration calls edit arrays the kernel reads, so a driver calls both
+from the same thread (between batches), as the node's data-path loop does.
 """
 
 from __future__ import annotations
@@ -411,6 +415,14 @@ class Balancer:
         )
         slot = int(state.table[fastrange32(flow >> 32, service.table_size)])
         return next((name for name, s in state.slots.items() if s == slot), None)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held by the data path: tracking table, backend rows, Maglev tables."""
+        tables = sum(
+            state.table.nbytes for state in self._services.values() if state.table is not None
+        )
+        return self.conntrack.memory_bytes + self.backend_rows.nbytes + tables
 
     @property
     def counters(self) -> dict[str, int]:

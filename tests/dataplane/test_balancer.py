@@ -440,3 +440,11 @@ def test_services_on_one_vip_by_port_and_protocol() -> None:
     assert [s.name for s in balancer.services()] == ["dns"]
     with pytest.raises(AddressError):
         Backend("a", "198.18.1.1", True)
+
+
+def test_memory_is_stated_and_bounded() -> None:
+    balancer = Balancer(conntrack_capacity=1024, max_backends=16)
+    empty = balancer.memory_bytes
+    assert empty == 1024 * 32 + 16 * 6 * 8
+    balancer.add_service(Service("a", "198.18.0.1", 80, table_size=101), [Backend("x", "198.18.1.1", 80)])
+    assert balancer.memory_bytes == empty + 101 * 4
