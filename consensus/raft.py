@@ -481,9 +481,12 @@ class RaftNode:
             raise MalformedMessage(f"{m.type.name} addressed to {m.to}, this is node {self.id}")
         if type(m.frm) is not int or m.frm <= 0 or m.frm == self.id:
             raise MalformedMessage(f"{m.type.name} has invalid sender {m.frm!r}")
-        for name in _INT_FIELDS:
-            if type(getattr(m, name)) is not int:
-                raise MalformedMessage(f"{m.type.name} from {m.frm}: field {name} is not an int")
+        if not (
+            type(m.term) is int and type(m.index) is int and type(m.log_term) is int
+            and type(m.commit) is int and type(m.reject_hint) is int and type(m.snap_offset) is int
+        ):
+            bad = [name for name in _INT_FIELDS if type(getattr(m, name)) is not int]
+            raise MalformedMessage(f"{m.type.name} from {m.frm}: fields {bad} are not ints")
         if type(m.context) is not bytes or type(m.entries) is not tuple or type(m.reject) is not bool:
             raise MalformedMessage(f"{m.type.name} from {m.frm}: context/entries/reject of the wrong type")
         if m.term < 0 or m.index < 0 or m.log_term < 0 or m.commit < 0 or m.reject_hint < 0 or m.snap_offset < 0:

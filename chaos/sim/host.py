@@ -111,7 +111,7 @@ class ManagerHost:
         self.syncing = None
         self.leader_id = 0
         self.inbox.clear()
-        sim._schedule(self.tick_interval_us, self._on_tick, self.incarnation, None)
+        sim._join_ticks(self)
         self.drain()
 
     def crash(self, lose_unsynced: bool) -> None:
@@ -119,6 +119,7 @@ class ManagerHost:
             return
         self.alive = False
         self.paused = False
+        self.sim._leave_ticks(self)
         self.disk.crash(lose_unsynced)
         self.raft = None
         self.app = None
@@ -142,11 +143,9 @@ class ManagerHost:
             self._handle_packet(src, items)
 
     # --------------------------------------------------------------- inputs
-    def _on_tick(self, incarnation: int, _unused: Any) -> None:
-        if incarnation != self.incarnation or not self.alive:
-            return
-        self.sim._schedule(self.tick_interval_us, self._on_tick, incarnation, None)
-        if self.paused:
+    def tick_now(self) -> None:
+        """One Raft tick (called by the simulation's tick grid)."""
+        if not self.alive or self.paused:
             return
         raft = self.raft
         assert raft is not None and self.app is not None
@@ -390,10 +389,12 @@ class ProcessHost:
         self.alive = True
         self.paused = False
         self.inbox.clear()
-        self.sim._schedule(self.tick_interval_us, self._on_tick, self.incarnation, None)
+        self.sim._join_ticks(self)
         self.process.on_start(self)
 
     def crash(self, lose_unsynced: bool = False) -> None:
+        if self.alive:
+            self.sim._leave_ticks(self)
         self.alive = False
         self.paused = False
         self.process = None
@@ -412,11 +413,8 @@ class ProcessHost:
             for item in items:
                 self.process.on_message(self, src, item)
 
-    def _on_tick(self, incarnation: int, _unused: Any) -> None:
-        if incarnation != self.incarnation or not self.alive:
-            return
-        self.sim._schedule(self.tick_interval_us, self._on_tick, incarnation, None)
-        if not self.paused:
+    def tick_now(self) -> None:
+        if self.alive and not self.paused:
             self.process.on_tick(self)
 
     def on_packet(self, src: int, items: list[Any]) -> None:

@@ -77,6 +77,14 @@ class Simulation:
         self._ready_observers: list[Any] = []
         self._apply_observers: list[Any] = []
         self.undeliverable_packets = 0
+        # Client timeouts live in their own heap, swept by a few events rather
+        # than one event per operation (most operations finish long before).
+        self._timeouts: list[tuple[int, int, ClientOp]] = []
+        # Ticks run on a grid: every host whose tick interval is I ticks at the
+        # multiples of I, all in one event (in address order), so a cluster
+        # costs one tick event per interval, not one per node.
+        self._tick_groups: dict[int, dict[int, Host]] = {}
+        self._sweeps_scheduled: set[int] = set()
 
     # ------------------------------------------------------------ building
     def add_manager(self, node_id: int, initial_voters: Iterable[int] = (), initial_learners: Iterable[int] = ()) -> ManagerHost:
@@ -129,6 +137,31 @@ class Simulation:
     def _schedule(self, delay_us: int, fn: Callable[[Any, Any], None], a: Any, b: Any) -> None:
         self._sequence += 1
         heapq.heappush(self._heap, (self.now_us + delay_us, self._sequence, fn, a, b))
+
+    def _join_ticks(self, host: Host) -> None:
+        interval = host.tick_interval_us
+        group = self._tick_groups.get(interval)
+        if group is None:
+            group = self._tick_groups[interval] = {}
+            next_us = (self.now_us // interval + 1) * interval
+            self._schedule(next_us - self.now_us, self._tick_group, interval, None)
+        group[host.node_id] = host
+
+    def _leave_ticks(self, host: Host) -> None:
+        group = self._tick_groups.get(host.tick_interval_us)
+        if group is not None:
+            group.pop(host.node_id, None)
+
+    def _tick_group(self, interval: int, _unused: Any) -> None:
+        group = self._tick_groups.get(interval)
+        if not group:
+            self._tick_groups.pop(interval, None)
+            return
+        self._schedule(interval, self._tick_group, interval, None)
+        for node_id in sorted(group):
+            host = group.get(node_id)
+            if host is not None:
+                host.tick_now()
 
     def schedule(self, delay_us: int, callback: Callable[[], None]) -> None:
         """Run ``callback()`` at now + delay_us (fault schedules, workloads)."""
@@ -258,7 +291,12 @@ class Simulation:
         if not (0.1 <= rate <= 10.0):
             raise ValueError(f"clock rate {rate} outside [0.1, 10]")
         host = self.hosts[node_id]
+        alive = host.alive
+        if alive:
+            self._leave_ticks(host)
         host.tick_interval_us = max(1, round(self.config.tick_interval_us / rate))
+        if alive:
+            self._join_ticks(host)
         self._trace_event("drift", node_id, repr(rate))
 
     # ------------------------------------------------------------- clients
@@ -266,14 +304,31 @@ class Simulation:
                 timeout_us: Optional[int]) -> ClientOp:
         self._op_counter += 1
         timeout = self.config.client_timeout_us if timeout_us is None else timeout_us
-        op = ClientOp(self._op_counter, kind, node_id, payload, callback, self.now_us, self.now_us + timeout)
-        self._schedule(timeout, self._on_client_timeout, op, None)
+        if timeout < 0:
+            raise ValueError("timeout_us must be non-negative")
+        deadline = self.now_us + timeout
+        op = ClientOp(self._op_counter, kind, node_id, payload, callback, self.now_us, deadline)
+        heapq.heappush(self._timeouts, (deadline, op.op_id, op))
+        if not self._sweeps_scheduled or deadline < min(self._sweeps_scheduled):
+            self._schedule_sweep(deadline)
         return op
 
-    def _on_client_timeout(self, op: ClientOp, _unused: Any) -> None:
-        if not op.done:
-            op.complete(self.now_us, TIMEOUT, error="timed out: outcome unknown")
-            self._trace_event("client", op.op_id, TIMEOUT)
+    def _schedule_sweep(self, at_us: int) -> None:
+        if at_us not in self._sweeps_scheduled:
+            self._sweeps_scheduled.add(at_us)
+            self._schedule(at_us - self.now_us, self._sweep_timeouts, at_us, None)
+
+    def _sweep_timeouts(self, at_us: int, _unused: Any) -> None:
+        self._sweeps_scheduled.discard(at_us)
+        heap = self._timeouts
+        now = self.now_us
+        while heap and (heap[0][0] <= now or heap[0][2].done):
+            _deadline, _op_id, op = heapq.heappop(heap)
+            if not op.done:
+                op.complete(now, TIMEOUT, error="timed out: outcome unknown")
+                self._trace_event("client", op.op_id, TIMEOUT)
+        if heap:
+            self._schedule_sweep(heap[0][0])
 
     def _client_target(self, op: ClientOp) -> Optional[ManagerHost]:
         host = self.managers.get(op.node)
