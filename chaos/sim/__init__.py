@@ -71,6 +71,15 @@ event), run_for(us), run_until_time(us), run_until(predicate, timeout_us).
 Views: managers / processes / hosts dicts, leader(), live_managers(),
 host.raft (the RaftNode, None while down), host.app, host.disk.durable.
 
+Ticks run on a grid: a host whose tick interval is I ticks at the multiples
+of I, and all hosts sharing an interval tick in one event, in address order
+(clock drift moves a host to another interval).
+
+Random schedules: chaos/sim/fuzz.py has ``run_schedule(seed, voters, steps,
+...)`` (Step(wait_ms, action, a, b); ACTIONS lists the faults) with the
+safety checker on every event, a background register workload, read
+linearizability and a liveness phase; ``format_schedule`` prints a replay.
+
 Observers (``add_observer``) may define after_step(sim) (after EVERY event),
 on_ready(sim, host, ready) (each Ready, before its effects),
 on_apply(sim, host, entries), on_crash(sim, host), on_restart(sim, host).
