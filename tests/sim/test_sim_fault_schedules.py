@@ -62,9 +62,12 @@ def test_schedules_without_prevote_or_checkquorum_stay_safe(
 
 @settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(seed=st.integers(0, 2**32 - 1), steps=steps_strategy)
-def test_lease_based_reads_stay_linearizable_without_clock_drift(seed: int, steps: list[Step]) -> None:
-    # Lease reads assume bounded clock drift (thesis 6.4.1), so no "drift" steps here.
-    steps = [step for step in steps if step.action != "drift"]
+def test_lease_based_reads_stay_linearizable_without_drift_or_pauses(seed: int, steps: list[Step]) -> None:
+    # Lease reads assume bounded clock drift and no process pauses (thesis
+    # 6.4.1): a leader paused past its lease serves stale reads when it
+    # resumes (found by this suite: seed 30069, isolate_leader + pause).  So
+    # no "drift" or "pause" steps here.
+    steps = [step for step in steps if step.action not in ("drift", "pause")]
     check(seed, 3, steps, read_only_option=ReadOnlyOption.LEASE_BASED)
 
 
