@@ -271,6 +271,8 @@ def _parse_kv(raw: Any) -> KvWorkload | None:
         if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
             raise ExperimentError(f"workload.kv.mix.{op} must be a non-negative integer weight, got {weight!r}")
         mix.append((op, weight))
+    # Canonical order: a JSON round trip (sort_keys) must not change the workload.
+    mix.sort(key=lambda item: KV_OPS.index(item[0]))
     if not any(weight for _op, weight in mix):
         raise ExperimentError("workload.kv.mix needs at least one positive weight")
     return KvWorkload(
@@ -438,6 +440,10 @@ def apply_flags(experiment: Experiment, *, seed: int | None = None, managers: in
             raise ExperimentError(f"--duration must be between 0.1 and {DURATION_MS_MAX // 1000} seconds, "
                                   f"got {duration_s}")
         changes["duration_ms"] = int(round(duration_s * 1000))
+        if faults is None:
+            # A shorter run keeps the file's events that still fit in it.
+            changes["schedule"] = Schedule(event for event in experiment.schedule
+                                           if event.at_ms <= changes["duration_ms"])
     if faults is not None:
         events: list[Event] = []
         for item in faults:
@@ -451,7 +457,7 @@ def apply_flags(experiment: Experiment, *, seed: int | None = None, managers: in
         from chaos.schedule import SELECTORS
 
         names = {node.name for node in changes["nodes"]}
-        kept = [event for event in experiment.schedule
+        kept = [event for event in changes.get("schedule", experiment.schedule)
                 if (event.target is None or event.target in SELECTORS or event.target in names)
                 and not any(key in dict(event.params) for key in ("groups", "from", "to", "nodes"))]
         changes["schedule"] = Schedule(kept)

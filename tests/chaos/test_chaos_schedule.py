@@ -79,6 +79,14 @@ def test_default_experiment_loads_and_round_trips() -> None:
     assert Experiment.from_dict(experiment.to_dict()) == experiment
 
 
+def test_json_round_trip_keeps_the_workload() -> None:
+    import json
+
+    experiment = default_experiment()
+    again = Experiment.from_dict(json.loads(json.dumps(experiment.to_dict(), sort_keys=True)))
+    assert again == experiment
+
+
 def test_shipped_experiments_load() -> None:
     files = sorted((Path(__file__).resolve().parents[2] / "chaos" / "experiments").glob("*.yaml"))
     assert len(files) >= 3
