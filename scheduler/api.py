@@ -244,7 +244,7 @@ class Reads:
         constraints = parse_constraints(service.spec.task.placement.constraints)
         placed_ok = all(node_matches(constraints, self.store.get("node", t.node_id)) for t in running)
         if service.spec.mode == ServiceMode.REPLICATED:
-            in_range = all(1 <= t.slot <= desired for t in running)
+            in_range = True   # slot numbers need not be 1..n after a scale-down (swarmkit alike)
         else:
             in_range = all(_eligible_for_global(self.store.get("node", t.node_id), service) for t in running)
         updating = service.update_status is not None and service.update_status.state in (

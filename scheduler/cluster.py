@@ -35,7 +35,7 @@ class LocalCluster:
         self.leader_index = 0
         self.agents: dict[str, Agent] = {}
         self.alive: dict[str, bool] = {}
-        self.results: list = []
+        self.observers: list[Callable] = []   # called with every leader ApplyResult
         names = [(f"m{i + 1}", NodeRole.MANAGER) for i in range(managers) if managers_run_tasks] + \
                 [(f"w{i + 1}", NodeRole.WORKER) for i in range(workers)]
         for position, (name, role) in enumerate(names):
@@ -63,6 +63,8 @@ class LocalCluster:
             outcome = manager.apply(index, data)
             if manager is self.leader:
                 result = outcome
+        for observer in self.observers:
+            observer(result)
         return result
 
     def propose(self, proposal) -> object:
@@ -78,7 +80,7 @@ class LocalCluster:
             for message in self.agents[name].tick(self.now):
                 leader.handle_agent_message(message, self.now)
         for data in leader.tick(self.now):
-            self.results.append(self.submit(data))
+            self.submit(data)
         for node_id, message in leader.take_agent_messages():
             if self.alive.get(node_id):
                 self.agents[node_id].receive(message, self.now)

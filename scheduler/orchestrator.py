@@ -20,7 +20,7 @@ from typing import Iterable
 
 from scheduler.component import Component, Context
 from scheduler.constraints import node_matches, parse_constraints
-from scheduler.model import (NodeAvailability, NodeStatus, Service, ServiceMode, Task, TaskState)
+from scheduler.model import NodeAvailability, NodeStatus, Service, ServiceMode, Task, TaskState, UpdateState
 from scheduler.restart import RestartSupervisor, next_task_id, slot_key
 from scheduler.store import CreateTasks, Event, PatchTask
 
@@ -101,11 +101,28 @@ class Orchestrator(Component):
         """Replace ``task``: shut it down, create its successor (desired READY)."""
         ops.append(PatchTask(task.id, task.version, desired_state=TaskState.SHUTDOWN))
         key = slot_key(task)
-        new_id = next_task_id(service.id, key, siblings)
+        new_id = next_task_id(service.id, key, context.store.applied_index)
+        if any(row[0] == new_id for row in new_rows):
+            return   # the slot already gets a successor in this reconcile
         new_rows.append((new_id, task.slot, task.node_id if not task.slot else ""))
         delay_ticks = service.spec.task.restart.delay_ticks if delay else 0
         self.supervisor.record_restart(service.id, key, context.now_ticks, new_id, delay_ticks)
         self._wake(service.id, context.now_ticks + delay_ticks)
+
+    def _replace(self, service: Service, alive: list[Task], failing: list, siblings: list[Task], context: Context,
+                 ops: list, restart_rows: list, touched: set) -> None:
+        """Shut down the failing tasks of one slot; create a successor only
+        when no other live task remains in the slot (during a start-first
+        update the slot may hold two)."""
+        if not failing:
+            return
+        survivors = len(alive) - len(failing)
+        for task, delay in failing:
+            if survivors:
+                ops.append(PatchTask(task.id, task.version, desired_state=TaskState.SHUTDOWN))
+            else:
+                self._restart(service, task, siblings, context, ops, restart_rows, delay)
+            touched.add(task.id)
 
     def _promote(self, service: Service, groups: dict, context: Context, ops: list, touched: set) -> None:
         for key in sorted(groups, key=str):
@@ -145,32 +162,46 @@ class Orchestrator(Component):
                 for task in live.pop(slot):
                     ops.append(PatchTask(task.id, task.version, desired_state=TaskState.REMOVE))
                     touched.add(task.id)
-        # 2. Restarts and node failure handling.
+        # 2. A slot with several live tasks of the same spec outside an update
+        #    (a proposal presumed lost that committed after all) keeps one.
+        updating = service.update_status is not None and service.update_status.state in (
+            UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED)
+        if not updating:
+            for slot in sorted(live):
+                alive = live[slot]
+                if len(alive) > 1 and all(t.template == service.spec.task for t in alive):
+                    keep = max(alive, key=lambda t: (t.status.state == TaskState.RUNNING, t.created_at_ticks, t.id))
+                    for task in alive:
+                        if task is not keep:
+                            ops.append(PatchTask(task.id, task.version, desired_state=TaskState.SHUTDOWN))
+                            touched.add(task.id)
+                    live[slot] = [keep]
+        # 3. Restarts and node failure handling.
         restart_rows: list = []
         for slot in sorted(live):
+            failing = []
             for task in live[slot]:
                 if task.node_id:
                     node = store.get("node", task.node_id)
                     if node is None or node.status == NodeStatus.DOWN or node.availability == NodeAvailability.DRAIN:
-                        self._restart(service, task, groups[slot], context, ops, restart_rows, delay=False)
-                        touched.add(task.id)
+                        failing.append((task, False))
                         continue
                 if task.status.state >= TaskState.COMPLETE and \
                         self.supervisor.should_restart(task, service, context.now_ticks):
-                    self._restart(service, task, groups[slot], context, ops, restart_rows, delay=True)
-                    touched.add(task.id)
+                    failing.append((task, True))
+            self._replace(service, live[slot], failing, groups[slot], context, ops, restart_rows, touched)
         self._create(service, restart_rows, context, ops, TaskState.READY)
-        # 3. Scale up into the lowest free slots.
+        # 4. Scale up into the lowest free slots.
         missing = service.spec.replicas - len(live)
         rows = []
         slot = 1
         while missing > 0:
             if slot not in live:
-                rows.append((next_task_id(service.id, slot, groups.get(slot, [])), slot, ""))
+                rows.append((next_task_id(service.id, slot, store.applied_index), slot, ""))
                 missing -= 1
             slot += 1
         self._create(service, rows, context, ops, TaskState.RUNNING)
-        # 4. Start READY successors whose predecessors stopped.
+        # 5. Start READY successors whose predecessors stopped.
         self._promote(service, groups, context, ops, touched)
 
     @staticmethod
@@ -228,13 +259,11 @@ class Orchestrator(Component):
                     touched.add(task.id)
                 continue
             live_groups[node.id] = tasks
-            for task in alive:
-                if task.status.state >= TaskState.COMPLETE and \
-                        self.supervisor.should_restart(task, service, context.now_ticks):
-                    self._restart(service, task, tasks, context, ops, restart_rows, delay=True)
-                    touched.add(task.id)
+            failing = [(task, True) for task in alive if task.status.state >= TaskState.COMPLETE and
+                       self.supervisor.should_restart(task, service, context.now_ticks)]
+            self._replace(service, alive, failing, tasks, context, ops, restart_rows, touched)
             if not alive and node.status == NodeStatus.READY and node.availability == NodeAvailability.ACTIVE:
-                rows.append((next_task_id(service.id, node.id, tasks), 0, node.id))
+                rows.append((next_task_id(service.id, node.id, store.applied_index), 0, node.id))
         for node_id in sorted(groups):   # tasks on nodes that no longer exist
             for task in groups[node_id]:
                 if task.desired_state <= LIVE:

@@ -22,16 +22,14 @@ def slot_key(task: Task) -> object:
     return task.slot if task.slot else task.node_id
 
 
-def next_task_id(service_id: str, key: object, existing: list[Task]) -> str:
-    """Deterministic id ``service.key.generation``: the same decision made
-    twice from the same view yields the same id, so a duplicate proposal
-    conflicts in the store instead of creating a second task for the slot."""
-    generation = 0
-    for task in existing:
-        tail = task.id.rsplit(".", 1)[-1]
-        if tail.isdigit():
-            generation = max(generation, int(tail))
-    return f"{service_id}.{key}.{generation + 1}"
+def next_task_id(service_id: str, key: object, view_index: int) -> str:
+    """Deterministic id ``service.key.index`` where index is the store's
+    applied index the decision was made at. Every manager derives the same id
+    from the same view; two decisions for one slot from the same view (say the
+    orchestrator and the updater) collide, so the second fails in the store
+    instead of starting a second task for the slot; ids are never reused
+    because the applied index only grows."""
+    return f"{service_id}.{key}.{view_index}"
 
 
 class RestartSupervisor:

@@ -181,7 +181,7 @@ class Updater(Component):
                     if task.desired_state <= TaskState.RUNNING:
                         ops.append(PatchTask(task.id, task.version, desired_state=TaskState.SHUTDOWN))
             slot = key if isinstance(key, int) else 0
-            rows.append((next_task_id(service.id, key, tasks), slot, "" if slot else key))
+            rows.append((next_task_id(service.id, key, store.applied_index), slot, "" if slot else key))
         desired = TaskState.READY if config.order == UpdateOrder.STOP_FIRST else TaskState.RUNNING
         ops.append(CreateTasks(service.id, service.spec_version, service.spec.task, desired, tuple(rows), now,
                                host_ports_of(service)))
