@@ -18,8 +18,8 @@ Peers measured in the same run:
 Per-packet passes are timed in CPU time of the benchmark thread
 (``time.thread_time``), so time spent descheduled on the shared machine is
 not counted; cache and memory-bandwidth contention from other processes still
-is.  Table builds are wall-clock medians (``common.median_seconds``).  The
-machine is shared; figures are medians of a few repeats and still noisy.
+is.  Table builds are timed the same way.  The machine is shared; figures
+are medians of a few repeats and still noisy.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from benchmarks.common import median_seconds, print_table, write_json
+from benchmarks.common import print_table, write_json
 from dataplane import flowhash_c, maglev_c, maglev_py
 from dataplane.balancer import Backend, Balancer, Service
 from dataplane.balancer_strategies import ip_int, tcp_udp_frame
@@ -53,6 +53,16 @@ SEED = 0x5EED_0F_C1_05_7E_12
 # -- table build -------------------------------------------------------------------
 
 
+def median_cpu_seconds(function: Callable[[], object], repeats: int) -> float:
+    """Median CPU time of this thread for one call (time descheduled is not counted)."""
+    samples = []
+    for _ in range(repeats):
+        start = time.thread_time()
+        function()
+        samples.append(time.thread_time() - start)
+    return float(np.median(samples))
+
+
 def bench_tables(quick: bool) -> list[dict]:
     rows = []
     for count in (10, 100, 1000):
@@ -60,17 +70,17 @@ def bench_tables(quick: bool) -> list[dict]:
         encoded = [name.encode() for name in names]
         weights = np.ones(count, dtype=np.int64)
         backends = dict.fromkeys(names, 1)
-        cython_s = median_seconds(
+        cython_s = median_cpu_seconds(
             lambda encoded=encoded, weights=weights: maglev_c.populate(
                 encoded, weights, TABLE_SIZE, 1, 2
             ),
             repeats=5 if quick else 15,
         )
-        end_to_end_s = median_seconds(
+        end_to_end_s = median_cpu_seconds(
             lambda backends=backends: build_table(backends, TABLE_SIZE, 3),
             repeats=5 if quick else 15,
         )
-        twin_s = median_seconds(
+        twin_s = median_cpu_seconds(
             lambda encoded=encoded, weights=weights: maglev_py.populate(
                 encoded, weights, TABLE_SIZE, 1, 2
             ),
@@ -183,29 +193,32 @@ def copy_only(batches: list[PacketBatch], pristine: list[np.ndarray]) -> float:
 
 
 def path_rate(
-    implementation: str, batch_count: int, repeats: int, hits: bool
+    implementation: str, batch_count: int, repeats: int, hits: bool, passes: int = 1
 ) -> tuple[float, float]:
-    """(packets per second, copy share) for one implementation."""
+    """(packets per second, copy share) for one implementation.
+
+    Hits: each sample replays the tracked flows ``passes`` times.  Misses: each
+    sample is one pass of never-seen flows into a fresh, empty table.
+    """
     batches = make_batches(batch_count, 0)
     pristine = [batch.buffer.copy() for batch in batches]
     verdicts = np.zeros(BATCH_PACKETS, dtype=np.uint8)
     samples, copies = [], []
+    passes = passes if hits else 1
     for _ in range(repeats):
         balancer = make_service_balancer(implementation, capacity=CONNTRACK_CAPACITY)
         if hits:
             timed_pass(
                 batches, pristine, functools.partial(balancer.process, now_ns=1, verdicts=verdicts)
             )
-        elapsed = timed_pass(
-            batches, pristine, functools.partial(balancer.process, now_ns=2, verdicts=verdicts)
-        )
-        copies.append(copy_only(batches, pristine))
-        samples.append(elapsed)
+        process = functools.partial(balancer.process, now_ns=2, verdicts=verdicts)
+        samples.append(sum(timed_pass(batches, pristine, process) for _ in range(passes)))
+        copies.append(sum(copy_only(batches, pristine) for _ in range(passes)))
         counters = balancer.counters
         expected = "forward_tracked" if hits else "forward_new"
-        assert counters[expected] >= batch_count * BATCH_PACKETS, counters
+        assert counters[expected] >= passes * batch_count * BATCH_PACKETS, counters
     elapsed, copy = float(np.median(samples)), float(np.median(copies))
-    return batch_count * BATCH_PACKETS / max(elapsed - copy, 1e-9), copy / elapsed
+    return passes * batch_count * BATCH_PACKETS / max(elapsed - copy, 1e-9), copy / elapsed
 
 
 class DictPeer:
@@ -299,7 +312,8 @@ def bench_path(quick: bool) -> list[dict]:
         ("misses (new)", False, 32 if quick else 256),
     ]
     for case, hits, fast_batches in cases:
-        cython_pps, copy_share = path_rate("cython", fast_batches, repeats, hits)
+        passes = max(1, (32 if quick else 256) // fast_batches)
+        cython_pps, copy_share = path_rate("cython", fast_batches, repeats, hits, passes)
         twin_pps, _ = path_rate("python", slow_batches, 1 if quick else 3, hits)
         peer_pps = dict_peer_rate(slow_batches * 4, 1 if quick else 3, hits)
         rows.append(
