@@ -18,8 +18,13 @@ is set or it is not built, then the twin ``dataplane.vxlan_kernels_py``.
 ``KERNELS`` names the one in use.
 
 Choices (RFC 7348 s.5 and around it):
-- Outer IPv4 only; an IPv6 underlay is not supported yet.
-- DF is set by default (configurable).  Identification: a per-tunnel 16-bit
+- Underlay IPv4 or IPv6, chosen by the tunnel's addresses.  Over IPv6 the
+  header is 70 bytes, the flow label carries 20 bits of the inner flow hash
+  (RFC 6438), the UDP checksum is on by default (RFC 8200; zero only if asked,
+  RFC 6935), and decap drops zero-checksum IPv6 packets unless
+  ``accept_zero_checksum_ipv6`` (RFC 6936); IPv6 extension headers are not
+  walked (dropped as ``not_udp``, fragments as ``ip_fragment``).
+- IPv4: DF is set by default (configurable).  Identification: a per-tunnel 16-bit
   counter, packet i of a batch gets (next_ip_id + i) mod 2**16.  RFC 6864
   allows any value for atomic (DF) datagrams; a counter also stays correct
   when DF is turned off and the underlay fragments.
@@ -34,6 +39,7 @@ Choices (RFC 7348 s.5 and around it):
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -74,7 +80,10 @@ KERNELS = "python" if kernels is vxlan_kernels_py else "cython"
 class Tunnel:
     """One VXLAN tunnel endpoint pair (per-batch defaults; per-packet overrides allowed).
 
-    Not thread-safe: ``next_ip_id`` advances with every packet encapsulated.
+    IPv4 or IPv6 underlay, from the addresses (both of one family).  ``ttl`` is
+    the hop limit and ``tos`` the traffic class over IPv6.  ``udp_checksum``
+    defaults to off over IPv4 and on over IPv6.  Not thread-safe:
+    ``next_ip_id`` advances with every packet encapsulated (IPv4).
     """
 
     def __init__(
@@ -89,14 +98,18 @@ class Tunnel:
         ttl: int = vc.TTL_DEFAULT,
         tos: int = 0,
         dont_fragment: bool = True,
-        udp_checksum: bool = False,
+        udp_checksum: bool | None = None,
         hash_seed: int = vc.HASH_SEED_DEFAULT,
         ip_id_start: int = 0,
         kernels_module: ModuleType | None = None,
     ) -> None:
         self.vni = vc.check_vni(vni)
-        self.src_ip = vc.parse_ipv4(src_ip, "source IP")
-        self.dst_ip = vc.parse_ipv4(dst_ip, "destination IP")
+        src_family, self.src_ip = vc.parse_ip(src_ip, "source IP")
+        dst_family, self.dst_ip = vc.parse_ip(dst_ip, "destination IP")
+        if src_family != dst_family:
+            raise InvalidAddress(f"source {src_ip!r} and destination {dst_ip!r} are of different IP versions")
+        self.family = src_family
+        self.header_bytes = vc.OUTER_HEADER_BYTES if self.family == 4 else vc.OUTER_HEADER_BYTES_IPV6
         self.src_mac = vc.parse_mac(src_mac, "source MAC")
         self.dst_mac = vc.parse_mac(dst_mac, "destination MAC")
         self.dst_port = vc.check_port(dst_port, "UDP destination port")
@@ -111,21 +124,33 @@ class Tunnel:
         self.ttl = ttl
         self.tos = tos
         self.dont_fragment = bool(dont_fragment)
-        self.udp_checksum = bool(udp_checksum)
+        self.udp_checksum = (self.family == 6) if udp_checksum is None else bool(udp_checksum)
         self.hash_seed = hash_seed
         self.next_ip_id = ip_id_start
         self.kernels = kernels_module or kernels
-        self.header = vc.build_header_template(
-            vni=self.vni,
-            src_ip=self.src_ip,
-            dst_ip=self.dst_ip,
-            src_mac=self.src_mac,
-            dst_mac=self.dst_mac,
-            dst_port=self.dst_port,
-            ttl=ttl,
-            tos=tos,
-            dont_fragment=self.dont_fragment,
-        )
+        if self.family == 4:
+            self.header = vc.build_header_template(
+                vni=self.vni,
+                src_ip=self.src_ip,
+                dst_ip=self.dst_ip,
+                src_mac=self.src_mac,
+                dst_mac=self.dst_mac,
+                dst_port=self.dst_port,
+                ttl=ttl,
+                tos=tos,
+                dont_fragment=self.dont_fragment,
+            )
+        else:
+            self.header = vc.build_header_template_ipv6(
+                vni=self.vni,
+                src_ip=self.src_ip,
+                dst_ip=self.dst_ip,
+                src_mac=self.src_mac,
+                dst_mac=self.dst_mac,
+                dst_port=self.dst_port,
+                hop_limit=ttl,
+                traffic_class=tos,
+            )
 
     def encap_batch(
         self,
@@ -134,12 +159,28 @@ class Tunnel:
         dst_macs: np.ndarray | Sequence[str] | None = None,
         udp_checksum: bool | None = None,
     ) -> None:
-        """Encapsulate every packet of ``batch`` in place (offsets move back 50 bytes).
+        """Encapsulate every packet of ``batch`` in place (offsets move back 50 or 70 bytes).
 
         ``dst_ips``/``dst_macs``: optional per-packet outer destination (many
-        remote VTEPs in one batch), as a uint32 / flat uint8 array or strings."""
-        dst_ip_array = _ip_array(dst_ips, batch.count)
-        dst_mac_array = _mac_array(dst_macs, batch.count)
+        remote VTEPs in one batch), as strings or arrays (IPv4: uint32 host-order
+        integers; IPv6: flat uint8, 16 bytes each; MACs: flat uint8, 6 each)."""
+        dst_ip_array = _ip_array(dst_ips, self.family)
+        dst_mac_array = _mac_array(dst_macs)
+        checksum = self.udp_checksum if udp_checksum is None else bool(udp_checksum)
+        if self.family == 6:
+            self.kernels.encap_batch_ipv6(
+                batch.buffer,
+                batch.offsets,
+                batch.lengths,
+                batch.count,
+                self.header,
+                dst_ip_array,
+                dst_mac_array,
+                self.hash_seed,
+                checksum,
+                batch.slot_size,
+            )
+            return
         self.next_ip_id = self.kernels.encap_batch(
             batch.buffer,
             batch.offsets,
@@ -150,13 +191,13 @@ class Tunnel:
             dst_mac_array,
             self.next_ip_id,
             self.hash_seed,
-            self.udp_checksum if udp_checksum is None else bool(udp_checksum),
+            checksum,
             batch.slot_size,
         )
 
     def encap(self, frame: bytes | bytearray | memoryview, udp_checksum: bool | None = None) -> bytes:
         """The outer Ethernet/IPv4/UDP/VXLAN packet carrying ``frame``."""
-        batch = PacketBatch.from_frames([frame], headroom=vc.OUTER_HEADER_BYTES)
+        batch = PacketBatch.from_frames([frame], headroom=self.header_bytes)
         self.encap_batch(batch, udp_checksum=udp_checksum)
         return batch.frame(0)
 
@@ -166,18 +207,26 @@ class Tunnel:
 
     def __repr__(self) -> str:
         return (
-            f"Tunnel(vni={self.vni}, src_ip={vc.format_ipv4(self.src_ip)!r}, "
-            f"dst_ip={vc.format_ipv4(self.dst_ip)!r}, dst_port={self.dst_port})"
+            f"Tunnel(vni={self.vni}, src_ip={str(ipaddress.ip_address(self.src_ip))!r}, "
+            f"dst_ip={str(ipaddress.ip_address(self.dst_ip))!r}, dst_port={self.dst_port})"
         )
 
 
-def _ip_array(values: np.ndarray | Sequence[str] | None, count: int) -> np.ndarray | None:
+def _ip_array(values: np.ndarray | Sequence[str] | None, family: int) -> np.ndarray | None:
     if values is None or isinstance(values, np.ndarray):
         return values
-    return np.array([vc.parse_ipv4(value, "destination IP") for value in values], dtype=np.uint32)
+    addresses = []
+    for value in values:
+        version, address = vc.parse_ip(value, "destination IP")
+        if version != family:
+            raise InvalidAddress(f"destination {value!r} is not an IPv{family} address like the tunnel's")
+        addresses.append(address)
+    if family == 4:
+        return np.array(addresses, dtype=np.uint32)
+    return np.frombuffer(b"".join(address.to_bytes(16, "big") for address in addresses), dtype=np.uint8).copy()
 
 
-def _mac_array(values: np.ndarray | Sequence[str] | None, count: int) -> np.ndarray | None:
+def _mac_array(values: np.ndarray | Sequence[str] | None) -> np.ndarray | None:
     if values is None or isinstance(values, np.ndarray):
         return values
     return np.frombuffer(b"".join(vc.parse_mac(value, "destination MAC") for value in values), dtype=np.uint8).copy()
@@ -190,10 +239,21 @@ class DecapResult:
     accepted: int
     statuses: np.ndarray  # uint8 reason code, 0 = accepted (vxlan_common.DROP_REASONS)
     vnis: np.ndarray  # uint32 VNI of accepted packets, 0 for drops
-    src_ips: np.ndarray  # uint32 outer IPv4 source of accepted packets (0 at layer "vxlan")
+    src_ips: np.ndarray  # uint32 outer IPv4 source of accepted packets (0 at layer "vxlan" and for IPv6)
+    src_ips6: np.ndarray  # uint8 (count, 16): outer IPv6 source of accepted IPv6 packets, zeros otherwise
 
     def reasons(self) -> list[str]:
         return [DROP_REASONS[int(code)] for code in self.statuses]
+
+    def source_address(self, index: int) -> str | None:
+        """Outer source of accepted packet ``index`` (for forwarding-table learning), or None."""
+        if self.statuses[index] != vc.ACCEPTED:
+            return None
+        if self.src_ips6[index].any():
+            return str(ipaddress.IPv6Address(self.src_ips6[index].tobytes()))
+        if self.src_ips[index]:
+            return str(ipaddress.IPv4Address(int(self.src_ips[index])))
+        return None
 
 
 class Decapsulator:
@@ -207,6 +267,7 @@ class Decapsulator:
         known_vnis: Iterable[int] | None = None,
         verify_udp_checksum: bool = True,
         strict_reserved: bool = False,
+        accept_zero_checksum_ipv6: bool = False,
         kernels_module: ModuleType | None = None,
     ) -> None:
         if layer not in vc.LAYER_NAMES:
@@ -219,6 +280,7 @@ class Decapsulator:
             self.known_vnis = np.array(checked, dtype=np.uint32)
         self.verify_udp_checksum = bool(verify_udp_checksum)
         self.strict_reserved = bool(strict_reserved)
+        self.accept_zero_checksum_ipv6 = bool(accept_zero_checksum_ipv6)
         self.kernels = kernels_module or kernels
         self.counters = vc.new_counters()
 
@@ -228,6 +290,7 @@ class Decapsulator:
         statuses = np.zeros(count, dtype=np.uint8)
         vnis = np.zeros(count, dtype=np.uint32)
         src_ips = np.zeros(count, dtype=np.uint32)
+        src_ips6 = np.zeros(16 * count, dtype=np.uint8)
         accepted = self.kernels.decap_batch(
             batch.buffer,
             batch.offsets,
@@ -242,8 +305,10 @@ class Decapsulator:
             self.known_vnis,
             self.verify_udp_checksum,
             self.strict_reserved,
+            src_ips6,
+            self.accept_zero_checksum_ipv6,
         )
-        return DecapResult(accepted, statuses, vnis, src_ips)
+        return DecapResult(accepted, statuses, vnis, src_ips, src_ips6.reshape(count, 16))
 
     def counts(self) -> dict[str, int]:
         """Running counters by reason name (``accepted`` included)."""
@@ -258,17 +323,20 @@ def decap(
     known_vnis: Iterable[int] | None = None,
     verify_udp_checksum: bool = True,
     strict_reserved: bool = False,
+    accept_zero_checksum_ipv6: bool = False,
     kernels_module: ModuleType | None = None,
 ) -> tuple[int, bytes]:
     """(vni, inner frame) of one packet, or a VxlanError subclass naming why not.
 
-    ``layer``: "ethernet" (full frame), "ipv4" (IP datagram) or "vxlan" (UDP payload)."""
+    ``layer``: "ethernet" (full frame, IPv4 or IPv6), "ipv4" / "ipv6" (IP packet)
+    or "vxlan" (UDP payload)."""
     decapsulator = Decapsulator(
         layer=layer,
         dst_port=dst_port,
         known_vnis=known_vnis,
         verify_udp_checksum=verify_udp_checksum,
         strict_reserved=strict_reserved,
+        accept_zero_checksum_ipv6=accept_zero_checksum_ipv6,
         kernels_module=kernels_module,
     )
     raw = bytes(packet)

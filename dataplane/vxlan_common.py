@@ -4,7 +4,7 @@ Both ``dataplane.vxlan_kernels`` (Cython) and ``dataplane.vxlan_kernels_py``
 (its pure-Python twin) import this module, so a reason code, an error class or
 an error message is defined exactly once.
 
-Outer header layout written by encapsulation (RFC 7348 s.5), 50 bytes::
+Outer header layout written by encapsulation over IPv4 (RFC 7348 s.5), 50 bytes::
 
     0  Ethernet  dst MAC(6) src MAC(6) type 0x0800(2)
     14 IPv4      ver/IHL 0x45, TOS, total length, identification, flags+fragment
@@ -12,6 +12,16 @@ Outer header layout written by encapsulation (RFC 7348 s.5), 50 bytes::
     34 UDP       src port (flow hash, 49152-65535), dst port (4789), length, checksum
     42 VXLAN     flags 0x08 (I bit), 24 reserved bits, 24-bit VNI, 8 reserved bits
     50 inner Ethernet frame
+
+Over an IPv6 underlay, 70 bytes::
+
+    0  Ethernet  dst MAC(6) src MAC(6) type 0x86DD(2)
+    14 IPv6      version 6, traffic class, flow label (20 bits of the inner flow
+                 hash, RFC 6438), payload length, next header 17, hop limit, src, dst
+    54 UDP       src port, dst port, length, checksum (on by default: RFC 8200;
+                 zero only by choice, RFC 6935/6936)
+    62 VXLAN
+    70 inner Ethernet frame
 """
 from __future__ import annotations
 
@@ -28,6 +38,10 @@ UDP_HEADER_BYTES = 8
 VXLAN_HEADER_BYTES = 8
 OUTER_HEADER_BYTES = ETHERNET_HEADER_BYTES + IPV4_HEADER_BYTES + UDP_HEADER_BYTES + VXLAN_HEADER_BYTES
 assert OUTER_HEADER_BYTES == 50
+
+IPV6_HEADER_BYTES = 40
+OUTER_HEADER_BYTES_IPV6 = ETHERNET_HEADER_BYTES + IPV6_HEADER_BYTES + UDP_HEADER_BYTES + VXLAN_HEADER_BYTES
+assert OUTER_HEADER_BYTES_IPV6 == 70
 
 IPV4_OFFSET = 14
 UDP_OFFSET = 34
@@ -48,6 +62,9 @@ SOURCE_PORT_MIN = 49152  # RFC 7348 s.5: dynamic/private port range 49152-65535
 MIN_INNER_FRAME_BYTES = ETHERNET_HEADER_BYTES
 # IPv4 total length is 16 bits: 20 (IPv4) + 8 (UDP) + 8 (VXLAN) + inner <= 65535.
 MAX_INNER_FRAME_BYTES = 0xFFFF - IPV4_HEADER_BYTES - UDP_HEADER_BYTES - VXLAN_HEADER_BYTES
+# IPv6 payload length is 16 bits: 8 (UDP) + 8 (VXLAN) + inner <= 65535.
+MAX_INNER_FRAME_BYTES_IPV6 = 0xFFFF - UDP_HEADER_BYTES - VXLAN_HEADER_BYTES
+IP_NEXT_HEADER_FRAGMENT = 44
 IPV4_FLAG_DF = 0x4000
 TTL_DEFAULT = 64
 
@@ -59,10 +76,11 @@ HASH_SEED_DEFAULT = 0
 
 # -- decapsulation layers and drop reasons ------------------------------------
 
-LAYER_ETHERNET = 0  # full received frame: outer Ethernet / IPv4 / UDP / VXLAN
+LAYER_ETHERNET = 0  # full received frame: outer Ethernet / IPv4 or IPv6 / UDP / VXLAN
 LAYER_IPV4 = 1  # raw IPv4 datagram (e.g. from a raw IP socket)
 LAYER_VXLAN = 2  # UDP payload from a socket bound to the VXLAN port
-LAYER_NAMES = {"ethernet": LAYER_ETHERNET, "ipv4": LAYER_IPV4, "vxlan": LAYER_VXLAN}
+LAYER_IPV6 = 3  # raw IPv6 packet
+LAYER_NAMES = {"ethernet": LAYER_ETHERNET, "ipv4": LAYER_IPV4, "vxlan": LAYER_VXLAN, "ipv6": LAYER_IPV6}
 
 # Index = reason code stored in the per-packet status array and the counters
 # array.  Code 0 is "accepted", so counters.sum() == packets seen.
@@ -83,6 +101,7 @@ DROP_REASONS: tuple[str, ...] = (
     "reserved_bits_set",  # only under the strict reserved-bits policy
     "unknown_vni",  # VNI not in the known set
     "inner_too_short",  # inner frame shorter than an Ethernet header
+    "zero_udp_checksum",  # IPv6 without a UDP checksum, not accepted unless configured (RFC 6936)
 )
 REASON_CODE = {name: code for code, name in enumerate(DROP_REASONS)}
 ACCEPTED = 0
@@ -101,6 +120,7 @@ BAD_VXLAN_FLAGS = 12
 RESERVED_BITS_SET = 13
 UNKNOWN_VNI = 14
 INNER_TOO_SHORT = 15
+ZERO_UDP_CHECKSUM = 16
 N_REASONS = len(DROP_REASONS)
 assert all(REASON_CODE[name] == globals()[name.upper()] for name in DROP_REASONS)
 
@@ -148,6 +168,7 @@ BadVXLANFlags = _error_class("bad_vxlan_flags")
 ReservedBitsSet = _error_class("reserved_bits_set")
 UnknownVNI = _error_class("unknown_vni")
 InnerTooShort = _error_class("inner_too_short")
+ZeroUDPChecksum = _error_class("zero_udp_checksum")
 ERROR_FOR_REASON: dict[int, type[VxlanError]] = {
     code: cls
     for code, cls in enumerate(
@@ -168,6 +189,7 @@ ERROR_FOR_REASON: dict[int, type[VxlanError]] = {
             ReservedBitsSet,
             UnknownVNI,
             InnerTooShort,
+            ZeroUDPChecksum,
         ]
     )
     if cls is not None
@@ -217,7 +239,7 @@ ENCAP_PROBLEMS = {
     ENCAP_OUTSIDE_BUFFER: "lies outside the buffer (or its slot)",
     ENCAP_NO_HEADROOM: f"has fewer than {OUTER_HEADER_BYTES} bytes of headroom in its slot",
     ENCAP_TOO_SHORT: f"is shorter than an Ethernet header ({MIN_INNER_FRAME_BYTES} bytes)",
-    ENCAP_TOO_LONG: f"is longer than {MAX_INNER_FRAME_BYTES} bytes (IPv4 total length would overflow)",
+    ENCAP_TOO_LONG: "is too long for the outer IP length field (IPv4: 65499 bytes, IPv6: 65519)",
 }
 
 
@@ -249,6 +271,17 @@ def parse_ipv4(value: str | int | ipaddress.IPv4Address, what: str = "IPv4 addre
         return int(ipaddress.IPv4Address(value))
     except (ipaddress.AddressValueError, ValueError, TypeError) as error:
         raise InvalidAddress(f"{what} {value!r} is not an IPv4 address: {error}") from None
+
+
+def parse_ip(value: object, what: str = "IP address") -> tuple[int, int]:
+    """(4 or 6, integer address) of an IPv4 or IPv6 address; InvalidAddress otherwise."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidAddress(f"{what} {value!r} is not an IP address")
+    try:
+        address = ipaddress.ip_address(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as error:
+        raise InvalidAddress(f"{what} {value!r} is not an IP address: {error}") from None
+    return address.version, int(address)
 
 
 def check_vni(vni: object) -> int:
@@ -299,3 +332,30 @@ def build_header_template(
 
 def format_ipv4(value: int) -> str:
     return str(ipaddress.IPv4Address(value))
+
+
+def build_header_template_ipv6(
+    *,
+    vni: int,
+    src_ip: int,
+    dst_ip: int,
+    src_mac: bytes,
+    dst_mac: bytes,
+    dst_port: int,
+    hop_limit: int = TTL_DEFAULT,
+    traffic_class: int = 0,
+) -> bytes:
+    """The 70-byte outer header over IPv6 with zero lengths, flow label, checksum, source port."""
+    header = bytearray(OUTER_HEADER_BYTES_IPV6)
+    header[0:6] = dst_mac
+    header[6:12] = src_mac
+    header[12:14] = ETHERTYPE_IPV6.to_bytes(2, "big")
+    header[14:18] = ((6 << 28) | (traffic_class << 20)).to_bytes(4, "big")
+    header[20] = IP_PROTOCOL_UDP
+    header[21] = hop_limit
+    header[22:38] = src_ip.to_bytes(16, "big")
+    header[38:54] = dst_ip.to_bytes(16, "big")
+    header[56:58] = dst_port.to_bytes(2, "big")
+    header[62] = VXLAN_FLAG_I
+    header[66:69] = vni.to_bytes(3, "big")
+    return bytes(header)

@@ -101,7 +101,8 @@ def _check_count(count: int, offsets: np.ndarray, lengths: np.ndarray) -> None:
         )
 
 
-def encap_problem(offset: int, length: int, buffer_size: int, slot_size: int) -> int:
+def encap_problem(offset: int, length: int, buffer_size: int, slot_size: int,
+                  header_bytes: int = vc.OUTER_HEADER_BYTES, inner_bytes_max: int = vc.MAX_INNER_FRAME_BYTES) -> int:
     """Why packet (offset, length) cannot be encapsulated in place, or ENCAP_OK."""
     if offset + length > buffer_size:
         return vc.ENCAP_OUTSIDE_BUFFER
@@ -111,11 +112,11 @@ def encap_problem(offset: int, length: int, buffer_size: int, slot_size: int) ->
             return vc.ENCAP_OUTSIDE_BUFFER
     else:
         slot_start = 0
-    if offset - slot_start < vc.OUTER_HEADER_BYTES:
+    if offset - slot_start < header_bytes:
         return vc.ENCAP_NO_HEADROOM
     if length < vc.MIN_INNER_FRAME_BYTES:
         return vc.ENCAP_TOO_SHORT
-    if length > vc.MAX_INNER_FRAME_BYTES:
+    if length > inner_bytes_max:
         return vc.ENCAP_TOO_LONG
     return vc.ENCAP_OK
 
@@ -200,6 +201,85 @@ def encap_batch(
     return (ip_id_start + count) & 0xFFFF
 
 
+def flow_label(frame: bytes | bytearray | memoryview, seed: int = vc.HASH_SEED_DEFAULT) -> int:
+    """IPv6 flow label for ``frame`` (RFC 6438): 20 hash bits, never 0 ("no label")."""
+    return ((flow_hash(frame, seed) >> 8) & 0xFFFFF) or 1
+
+
+def encap_batch_ipv6(
+    buffer: np.ndarray,
+    offsets: np.ndarray,
+    lengths: np.ndarray,
+    count: int,
+    header: bytes,
+    dst_ips: np.ndarray | None = None,
+    dst_macs: np.ndarray | None = None,
+    hash_seed: int = vc.HASH_SEED_DEFAULT,
+    udp_checksum: bool = True,
+    slot_size: int = 0,
+) -> None:
+    """Encapsulate packets 0..count-1 in place over IPv6 (70-byte header).
+
+    ``header``: vxlan_common.build_header_template_ipv6; ``dst_ips``: uint8,
+    16 bytes per packet; payload length, flow label, UDP source port, length
+    and checksum (unless ``udp_checksum`` is False: RFC 6935 zero checksum)
+    are set per packet.  EncapError (nothing written) as for encap_batch."""
+    _check_array("buffer", buffer, np.uint8, 0)
+    _check_array("offsets", offsets, np.uint32, 0)
+    _check_array("lengths", lengths, np.uint32, 0)
+    _check_count(count, offsets, lengths)
+    template = bytearray(bytes(header))
+    if len(template) != vc.OUTER_HEADER_BYTES_IPV6:
+        raise vc.KernelArgumentError(f"header must be {vc.OUTER_HEADER_BYTES_IPV6} bytes, got {len(template)}")
+    if dst_ips is not None:
+        _check_array("dst_ips", dst_ips, np.uint8, 16 * count)
+    if dst_macs is not None:
+        _check_array("dst_macs", dst_macs, np.uint8, 6 * count)
+    if not 0 <= hash_seed <= _MASK64:
+        raise vc.KernelArgumentError("hash_seed must be a 64-bit unsigned integer")
+    if slot_size < 0:
+        raise vc.KernelArgumentError("slot_size must be >= 0")
+    buffer_size = buffer.shape[0]
+    for index in range(count):
+        offset, length = int(offsets[index]), int(lengths[index])
+        problem = encap_problem(offset, length, buffer_size, slot_size, vc.OUTER_HEADER_BYTES_IPV6,
+                                vc.MAX_INNER_FRAME_BYTES_IPV6)
+        if problem != vc.ENCAP_OK:
+            raise vc.encap_error(index, problem, offset, length)
+    # Fields the kernel owns are zeroed, whatever the caller passed.
+    template[15] &= 0xF0
+    for position in (16, 17, 18, 19, 54, 55, 58, 59, 60, 61):
+        template[position] = 0
+    view = memoryview(buffer)
+    size = vc.OUTER_HEADER_BYTES_IPV6
+    for index in range(count):
+        offset, length = int(offsets[index]), int(lengths[index])
+        start = offset - size
+        outer = bytearray(template)
+        if dst_macs is not None:
+            outer[0:6] = dst_macs[6 * index : 6 * index + 6].tobytes()
+        if dst_ips is not None:
+            outer[38:54] = dst_ips[16 * index : 16 * index + 16].tobytes()
+        udp_length = vc.UDP_HEADER_BYTES + vc.VXLAN_HEADER_BYTES + length
+        inner = view[offset : offset + length]
+        state = flow_hash(inner, hash_seed)
+        label = ((state >> 8) & 0xFFFFF) or 1
+        outer[15] |= label >> 16
+        outer[16:18] = (label & 0xFFFF).to_bytes(2, "big")
+        outer[18:20] = udp_length.to_bytes(2, "big")
+        outer[54:56] = (vc.SOURCE_PORT_MIN | (state >> 50)).to_bytes(2, "big")
+        outer[58:60] = udp_length.to_bytes(2, "big")
+        view[start:offset] = outer
+        if udp_checksum:
+            # RFC 8200 s.8.1 pseudo-header: source, destination, upper-layer length, next header.
+            pseudo = ones_complement_sum(outer[22:54]) + udp_length + vc.IP_PROTOCOL_UDP
+            total = pseudo + ones_complement_sum(view[start + 54 : offset + length])
+            value = (~_fold(total)) & 0xFFFF
+            view[start + 60 : start + 62] = (value or 0xFFFF).to_bytes(2, "big")
+        offsets[index] = start
+        lengths[index] = length + size
+
+
 def _fold(total: int) -> int:
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
@@ -216,6 +296,18 @@ def check_known_vnis(known_vnis: np.ndarray | None) -> None:
         raise vc.KernelArgumentError("known_vnis must be strictly increasing 24-bit VNIs")
 
 
+def _udp_checks(data: memoryview, l4: int, ip_end: int, dst_port: int) -> tuple[int, int]:
+    """(reason, UDP length) for the UDP header at ``l4`` of a datagram ending at ``ip_end``."""
+    if ip_end - l4 < vc.UDP_HEADER_BYTES:
+        return vc.TRUNCATED, 0
+    if _be16(data, l4 + 2) != dst_port:
+        return vc.WRONG_PORT, 0
+    udp_length = _be16(data, l4 + 4)
+    if udp_length < vc.UDP_HEADER_BYTES or udp_length > ip_end - l4:
+        return vc.BAD_UDP_LENGTH, 0
+    return vc.ACCEPTED, udp_length
+
+
 def decap_one(
     data: memoryview,
     layer: int,
@@ -223,79 +315,116 @@ def decap_one(
     known_vnis: list[int] | None,
     verify_udp_checksum: bool,
     strict_reserved: bool,
-) -> tuple[int, int, int, int, int]:
-    """Classify one packet: (reason, inner start, inner length, vni, outer src IP)."""
+    accept_zero_checksum_ipv6: bool = False,
+) -> tuple[int, int, int, int, int, int]:
+    """Classify one packet: (reason, inner start, inner length, vni, outer IPv4 source,
+    offset of the outer IPv6 source or -1)."""
+    dropped = (0, 0, 0, 0, -1)
     size = len(data)
     start = 0
     end = size
     src_ip = 0
-    if layer != vc.LAYER_VXLAN:
-        l3 = 0
-        if layer == vc.LAYER_ETHERNET:
-            if size < vc.ETHERNET_HEADER_BYTES:
-                return vc.TRUNCATED, 0, 0, 0, 0
-            if _be16(data, 12) != vc.ETHERTYPE_IPV4:
-                return vc.BAD_ETHERTYPE, 0, 0, 0, 0
-            l3 = vc.ETHERNET_HEADER_BYTES
+    src6 = -1
+    version = 0
+    l3 = 0
+    if layer == vc.LAYER_ETHERNET:
+        if size < vc.ETHERNET_HEADER_BYTES:
+            return (vc.TRUNCATED, *dropped)
+        ethertype = _be16(data, 12)
+        if ethertype == vc.ETHERTYPE_IPV4:
+            version = 4
+        elif ethertype == vc.ETHERTYPE_IPV6:
+            version = 6
+        else:
+            return (vc.BAD_ETHERTYPE, *dropped)
+        l3 = vc.ETHERNET_HEADER_BYTES
+    elif layer == vc.LAYER_IPV4:
+        version = 4
+    elif layer == vc.LAYER_IPV6:
+        version = 6
+    if version == 4:
         available = size - l3
         if available < vc.IPV4_HEADER_BYTES:
-            return vc.TRUNCATED, 0, 0, 0, 0
+            return (vc.TRUNCATED, *dropped)
         if data[l3] >> 4 != 4:
-            return vc.BAD_IP_VERSION, 0, 0, 0, 0
+            return (vc.BAD_IP_VERSION, *dropped)
         header_bytes = (data[l3] & 0x0F) * 4
         if header_bytes < vc.IPV4_HEADER_BYTES:
-            return vc.BAD_IP_HEADER_LENGTH, 0, 0, 0, 0
+            return (vc.BAD_IP_HEADER_LENGTH, *dropped)
         if available < header_bytes:
-            return vc.TRUNCATED, 0, 0, 0, 0
+            return (vc.TRUNCATED, *dropped)
         total_length = _be16(data, l3 + 2)
         # Bytes beyond total_length are link padding and are ignored.
         if total_length < header_bytes or total_length > available:
-            return vc.BAD_IP_TOTAL_LENGTH, 0, 0, 0, 0
+            return (vc.BAD_IP_TOTAL_LENGTH, *dropped)
         if ones_complement_sum(data[l3 : l3 + header_bytes]) != 0xFFFF:
-            return vc.BAD_IP_CHECKSUM, 0, 0, 0, 0
+            return (vc.BAD_IP_CHECKSUM, *dropped)
         if _be16(data, l3 + 6) & 0x3FFF:
-            return vc.IP_FRAGMENT, 0, 0, 0, 0
+            return (vc.IP_FRAGMENT, *dropped)
         if data[l3 + 9] != vc.IP_PROTOCOL_UDP:
-            return vc.NOT_UDP, 0, 0, 0, 0
+            return (vc.NOT_UDP, *dropped)
         l4 = l3 + header_bytes
-        ip_end = l3 + total_length
-        if ip_end - l4 < vc.UDP_HEADER_BYTES:
-            return vc.TRUNCATED, 0, 0, 0, 0
-        if _be16(data, l4 + 2) != dst_port:
-            return vc.WRONG_PORT, 0, 0, 0, 0
-        udp_length = _be16(data, l4 + 4)
-        if udp_length < vc.UDP_HEADER_BYTES or udp_length > ip_end - l4:
-            return vc.BAD_UDP_LENGTH, 0, 0, 0, 0
+        reason, udp_length = _udp_checks(data, l4, l3 + total_length, dst_port)
+        if reason != vc.ACCEPTED:
+            return (reason, *dropped)
         if verify_udp_checksum and _be16(data, l4 + 6) != 0:
             pseudo = (
                 _be16(data, l3 + 12) + _be16(data, l3 + 14) + _be16(data, l3 + 16) + _be16(data, l3 + 18)
                 + vc.IP_PROTOCOL_UDP + udp_length
             )
             if _fold(pseudo + ones_complement_sum(data[l4 : l4 + udp_length])) != 0xFFFF:
-                return vc.BAD_UDP_CHECKSUM, 0, 0, 0, 0
+                return (vc.BAD_UDP_CHECKSUM, *dropped)
         src_ip = int.from_bytes(data[l3 + 12 : l3 + 16], "big")
         start = l4 + vc.UDP_HEADER_BYTES
         end = l4 + udp_length
+    elif version == 6:
+        available = size - l3
+        if available < vc.IPV6_HEADER_BYTES:
+            return (vc.TRUNCATED, *dropped)
+        if data[l3] >> 4 != 6:
+            return (vc.BAD_IP_VERSION, *dropped)
+        payload_length = _be16(data, l3 + 4)
+        if payload_length > available - vc.IPV6_HEADER_BYTES:
+            return (vc.BAD_IP_TOTAL_LENGTH, *dropped)
+        next_header = data[l3 + 6]
+        if next_header == vc.IP_NEXT_HEADER_FRAGMENT:
+            return (vc.IP_FRAGMENT, *dropped)
+        if next_header != vc.IP_PROTOCOL_UDP:  # extension headers are not walked
+            return (vc.NOT_UDP, *dropped)
+        l4 = l3 + vc.IPV6_HEADER_BYTES
+        reason, udp_length = _udp_checks(data, l4, l4 + payload_length, dst_port)
+        if reason != vc.ACCEPTED:
+            return (reason, *dropped)
+        if _be16(data, l4 + 6) == 0:
+            if not accept_zero_checksum_ipv6:
+                return (vc.ZERO_UDP_CHECKSUM, *dropped)
+        elif verify_udp_checksum:
+            pseudo = ones_complement_sum(data[l3 + 8 : l3 + 40]) + vc.IP_PROTOCOL_UDP + udp_length
+            if _fold(pseudo + ones_complement_sum(data[l4 : l4 + udp_length])) != 0xFFFF:
+                return (vc.BAD_UDP_CHECKSUM, *dropped)
+        src6 = l3 + 8
+        start = l4 + vc.UDP_HEADER_BYTES
+        end = l4 + udp_length
     if end - start < vc.VXLAN_HEADER_BYTES:
-        return vc.TRUNCATED, 0, 0, 0, 0
+        return (vc.TRUNCATED, *dropped)
     flags = data[start]
     if not flags & vc.VXLAN_FLAG_I:
-        return vc.BAD_VXLAN_FLAGS, 0, 0, 0, 0
+        return (vc.BAD_VXLAN_FLAGS, *dropped)
     # RFC 7348 s.5: reserved bits are "ignored on receipt"; the strict policy drops them.
     if strict_reserved and (
         flags & ~vc.VXLAN_FLAG_I or data[start + 1] or data[start + 2] or data[start + 3] or data[start + 7]
     ):
-        return vc.RESERVED_BITS_SET, 0, 0, 0, 0
+        return (vc.RESERVED_BITS_SET, *dropped)
     vni = int.from_bytes(data[start + 4 : start + 7], "big")
     if known_vnis is not None:
         position = bisect_left(known_vnis, vni)
         if position == len(known_vnis) or known_vnis[position] != vni:
-            return vc.UNKNOWN_VNI, 0, 0, 0, 0
+            return (vc.UNKNOWN_VNI, *dropped)
     inner_start = start + vc.VXLAN_HEADER_BYTES
     inner_length = end - inner_start
     if inner_length < vc.MIN_INNER_FRAME_BYTES:
-        return vc.INNER_TOO_SHORT, 0, 0, 0, 0
-    return vc.ACCEPTED, inner_start, inner_length, vni, src_ip
+        return (vc.INNER_TOO_SHORT, *dropped)
+    return vc.ACCEPTED, inner_start, inner_length, vni, src_ip, src6
 
 
 def decap_batch(
@@ -312,6 +441,8 @@ def decap_batch(
     known_vnis: np.ndarray | None = None,
     verify_udp_checksum: bool = True,
     strict_reserved: bool = False,
+    src_ips6: np.ndarray | None = None,
+    accept_zero_checksum_ipv6: bool = False,
 ) -> int:
     """Validate and strip packets 0..count-1; return how many were accepted.
 
@@ -320,7 +451,9 @@ def decap_batch(
     LAYER_VXLAN, where the socket gave it), ``statuses[i] == 0``.  Dropped:
     offsets/lengths unchanged, vnis/src_ips 0, ``statuses[i]`` the reason code.
     ``counters[reason] += 1`` for every packet (``counters[0]``: accepted).
-    ``known_vnis``: sorted uint32 array, or None to accept every VNI."""
+    ``known_vnis``: sorted uint32 array, or None to accept every VNI.
+    ``src_ips6`` (uint8, 16 per packet, optional): the outer IPv6 source of
+    accepted IPv6 packets (zeros otherwise; ``src_ips`` is 0 for them)."""
     _check_array("buffer", buffer, np.uint8, 0)
     _check_array("offsets", offsets, np.uint32, 0)
     _check_array("lengths", lengths, np.uint32, 0)
@@ -329,8 +462,10 @@ def decap_batch(
     _check_array("vnis", vnis, np.uint32, count)
     _check_array("src_ips", src_ips, np.uint32, count)
     _check_array("counters", counters, np.uint64, vc.N_REASONS)
-    if layer not in (vc.LAYER_ETHERNET, vc.LAYER_IPV4, vc.LAYER_VXLAN):
-        raise vc.KernelArgumentError(f"layer must be 0 (ethernet), 1 (ipv4) or 2 (vxlan), got {layer}")
+    if src_ips6 is not None:
+        _check_array("src_ips6", src_ips6, np.uint8, 16 * count)
+    if layer not in (vc.LAYER_ETHERNET, vc.LAYER_IPV4, vc.LAYER_VXLAN, vc.LAYER_IPV6):
+        raise vc.KernelArgumentError(f"layer must be 0 (ethernet), 1 (ipv4), 2 (vxlan) or 3 (ipv6), got {layer}")
     if not 0 <= dst_port <= 0xFFFF:
         raise vc.KernelArgumentError(f"dst_port must be 0..65535, got {dst_port}")
     check_known_vnis(known_vnis)
@@ -343,9 +478,14 @@ def decap_batch(
     accepted = 0
     for index in range(count):
         offset, length = int(offsets[index]), int(lengths[index])
-        reason, inner_start, inner_length, vni, src_ip = decap_one(
-            view[offset : offset + length], layer, dst_port, known, verify_udp_checksum, strict_reserved
+        packet = view[offset : offset + length]
+        reason, inner_start, inner_length, vni, src_ip, src6 = decap_one(
+            packet, layer, dst_port, known, verify_udp_checksum, strict_reserved, accept_zero_checksum_ipv6
         )
+        if src_ips6 is not None:
+            src_ips6[16 * index : 16 * index + 16] = np.frombuffer(
+                packet[src6 : src6 + 16] if src6 >= 0 else bytes(16), dtype=np.uint8
+            )
         statuses[index] = reason
         counters[reason] += np.uint64(1)
         if reason == vc.ACCEPTED:

@@ -7,6 +7,7 @@ come from the documentation/benchmarking ranges 192.0.2.0/24 and
 """
 from __future__ import annotations
 
+import ipaddress
 import struct
 from typing import Any
 
@@ -76,17 +77,24 @@ def documentation_ipv4() -> st.SearchStrategy[str]:
     )
 
 
+def documentation_ipv6() -> st.SearchStrategy[str]:
+    """Addresses from the IPv6 documentation prefix 2001:db8::/32 (RFC 3849)."""
+    return st.integers(1, (1 << 96) - 1).map(lambda host: str(ipaddress.IPv6Address((0x20010DB8 << 96) | host)))
+
+
 def mac_strings() -> st.SearchStrategy[str]:
     return st.binary(min_size=6, max_size=6).map(lambda raw: ":".join(f"{byte:02x}" for byte in raw))
 
 
 @st.composite
-def tunnel_parameters(draw: st.DrawFn) -> dict[str, Any]:
-    """Keyword arguments for ``dataplane.vxlan.Tunnel``."""
+def tunnel_parameters(draw: st.DrawFn, families: tuple[int, ...] = (4,)) -> dict[str, Any]:
+    """Keyword arguments for ``dataplane.vxlan.Tunnel`` (underlay family drawn from ``families``)."""
+    family = draw(st.sampled_from(families))
+    addresses = documentation_ipv4() if family == 4 else documentation_ipv6()
     return {
         "vni": draw(st.integers(0, vc.VNI_MAX)),
-        "src_ip": draw(documentation_ipv4()),
-        "dst_ip": draw(documentation_ipv4()),
+        "src_ip": draw(addresses),
+        "dst_ip": draw(addresses),
         "src_mac": draw(mac_strings()),
         "dst_mac": draw(mac_strings()),
         "dst_port": draw(st.one_of(st.just(vc.VXLAN_PORT_DEFAULT), st.integers(1, 0xFFFF))),

@@ -57,7 +57,8 @@ FRAME = bytes.fromhex("02000a000002" "02000a000001" "0800") + bytes(
         ("vni", True, InvalidVNI),
         ("src_ip", "300.1.1.1", InvalidAddress),
         ("dst_ip", "not-an-ip", InvalidAddress),
-        ("dst_ip", "2001:db8::1", InvalidAddress),
+        ("dst_ip", "2001:db8::1", InvalidAddress),  # families must match
+        ("src_ip", "2001:db8::", InvalidAddress),
         ("src_ip", None, InvalidAddress),
         ("src_mac", "02:00:c0:00:02", InvalidMAC),
         ("dst_mac", "zz:00:c0:00:02:01", InvalidMAC),
@@ -84,7 +85,7 @@ def test_bad_decap_arguments_raise_typed_errors() -> None:
     with pytest.raises(InvalidPort):
         decap(b"", dst_port=0)
     with pytest.raises(TunnelConfigError):
-        Decapsulator(layer="ipv6")
+        Decapsulator(layer="ipv7")
 
 
 @pytest.mark.parametrize("kernels", KERNELS)
@@ -208,3 +209,23 @@ def test_shoal_pure_switch_selects_the_twin() -> None:
         fast = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True,
                               env={**os.environ, "SHOAL_PURE": "0"})
         assert fast.stdout.strip() == "cython"
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_ipv6_underlay_per_packet_destinations(kernels) -> None:
+    tunnel = Tunnel(**{**GOOD, "src_ip": "2001:db8::1", "dst_ip": "2001:db8::2"}, kernels_module=kernels)
+    assert tunnel.family == 6 and tunnel.udp_checksum  # checksum on by default over IPv6 (RFC 8200)
+    batch = PacketBatch.from_frames([FRAME] * 2)
+    tunnel.encap_batch(batch, dst_ips=["2001:db8::a", "2001:db8::b"])
+    packets = batch.frames()
+    assert [len(p) for p in packets] == [len(FRAME) + 70] * 2
+    assert [p[38:54].hex() for p in packets] == ["20010db8" + "0" * 23 + "a", "20010db8" + "0" * 23 + "b"]
+    with pytest.raises(InvalidAddress):
+        tunnel.encap_batch(PacketBatch.from_frames([FRAME]), dst_ips=["192.0.2.9"])
+    decapsulator = Decapsulator(kernels_module=kernels)
+    result = decapsulator.decap_batch(batch)
+    assert result.reasons() == ["accepted", "accepted"]
+    assert result.source_address(0) == "2001:db8::1"
+    assert batch.frames() == [FRAME, FRAME]
+    with pytest.raises(EncapError):  # 70 bytes of headroom needed
+        tunnel.encap_batch(PacketBatch.from_frames([FRAME], headroom=60))

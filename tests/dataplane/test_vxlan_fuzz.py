@@ -59,7 +59,7 @@ def truncate_ipv4(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
 
 
 def bad_ethertype(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
-    packet[12:14] = data.draw(st.integers(0, 0xFFFF).filter(lambda t: t != 0x0800)).to_bytes(2, "big")
+    packet[12:14] = data.draw(st.integers(0, 0xFFFF).filter(lambda t: t not in (0x0800, 0x86DD))).to_bytes(2, "big")
     return bytes(packet), {}
 
 
@@ -167,20 +167,127 @@ MUTATIONS: dict[str, tuple[Mutation, str]] = {
     "unknown_vni": (unknown_vni, "unknown_vni"),
     "inner_too_short": (inner_too_short, "inner_too_short"),
 }
-assert {reason for _, reason in MUTATIONS.values()} == set(vc.DROP_REASONS) - {"accepted"}
+
+
+# -- the same over an IPv6 underlay (70-byte header: IPv6 at 14, UDP at 54, VXLAN at 62)
+
+
+def fix_udp_checksum_ipv6(packet: bytearray) -> None:
+    packet[60:62] = b"\x00\x00"
+    pseudo = bytes(packet[22:54]) + (len(packet) - 54).to_bytes(4, "big") + b"\x00\x00\x00\x11"
+    value = internet_checksum(pseudo + bytes(packet[54:]))
+    packet[60:62] = (value or 0xFFFF).to_bytes(2, "big")
+
+
+def v6_truncate(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    return bytes(packet[: 14 + data.draw(st.integers(0, 39))]), {}
+
+
+def v6_bad_version(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    packet[14] = (data.draw(st.integers(0, 15).filter(lambda v: v != 6)) << 4) | (packet[14] & 0x0F)
+    return bytes(packet), {}
+
+
+def v6_bad_payload_length(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    packet[18:20] = data.draw(st.integers(len(packet) - 54 + 1, 0xFFFF)).to_bytes(2, "big")
+    return bytes(packet), {}
+
+
+def v6_fragment(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    packet[20] = 44
+    return bytes(packet), {}
+
+
+def v6_not_udp(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    packet[20] = data.draw(st.integers(0, 255).filter(lambda p: p not in (17, 44)))
+    return bytes(packet), {}
+
+
+def v6_wrong_port(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    port = int.from_bytes(packet[56:58], "big")
+    return bytes(packet), {"dst_port": data.draw(st.integers(1, 0xFFFF).filter(lambda p: p != port))}
+
+
+def v6_bad_udp_length(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    room = len(packet) - 54
+    packet[58:60] = data.draw(st.one_of(st.integers(0, 7), st.integers(room + 1, 0xFFFF))).to_bytes(2, "big")
+    return bytes(packet), {}
+
+
+def v6_bad_udp_checksum(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    fix_udp_checksum_ipv6(packet)
+    position = data.draw(st.integers(70, len(packet) - 1))
+    packet[position] ^= data.draw(st.integers(1, 255))
+    return bytes(packet), {"verify_udp_checksum": True}
+
+
+def v6_zero_udp_checksum(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    packet[60:62] = b"\x00\x00"
+    return bytes(packet), {"accept_zero_checksum_ipv6": False}
+
+
+def v6_bad_vxlan_flags(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    packet[62] = data.draw(st.integers(0, 255)) & ~0x08
+    fix_udp_checksum_ipv6(packet)
+    return bytes(packet), {}
+
+
+def v6_reserved_bits_set(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    position = data.draw(st.sampled_from([62, 63, 64, 65, 69]))
+    bit = data.draw(st.integers(0, 7).filter(lambda b: not (position == 62 and b == 3)))
+    packet[position] |= 1 << bit
+    fix_udp_checksum_ipv6(packet)
+    return bytes(packet), {"strict_reserved": True}
+
+
+def v6_unknown_vni(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    vni = int.from_bytes(packet[66:69], "big")
+    known = data.draw(st.lists(st.integers(0, vc.VNI_MAX).filter(lambda v: v != vni), max_size=5))
+    return bytes(packet), {"known_vnis": known}
+
+
+def v6_inner_too_short(packet: bytearray, data: st.DataObject) -> tuple[bytes, dict]:
+    inner = data.draw(st.integers(0, 13))
+    del packet[70 + inner :]
+    packet[18:20] = (16 + inner).to_bytes(2, "big")
+    packet[58:60] = (16 + inner).to_bytes(2, "big")
+    fix_udp_checksum_ipv6(packet)
+    return bytes(packet), {}
+
+
+MUTATIONS_IPV6: dict[str, tuple[Mutation, str]] = {
+    "truncate_ethernet": (truncate_ethernet, "truncated"),
+    "truncate_ipv6": (v6_truncate, "truncated"),
+    "bad_ethertype": (bad_ethertype, "bad_ethertype"),
+    "bad_ip_version": (v6_bad_version, "bad_ip_version"),
+    "bad_payload_length": (v6_bad_payload_length, "bad_ip_total_length"),
+    "fragment": (v6_fragment, "ip_fragment"),
+    "not_udp": (v6_not_udp, "not_udp"),
+    "wrong_port": (v6_wrong_port, "wrong_port"),
+    "bad_udp_length": (v6_bad_udp_length, "bad_udp_length"),
+    "bad_udp_checksum": (v6_bad_udp_checksum, "bad_udp_checksum"),
+    "zero_udp_checksum": (v6_zero_udp_checksum, "zero_udp_checksum"),
+    "bad_vxlan_flags": (v6_bad_vxlan_flags, "bad_vxlan_flags"),
+    "reserved_bits_set": (v6_reserved_bits_set, "reserved_bits_set"),
+    "unknown_vni": (v6_unknown_vni, "unknown_vni"),
+    "inner_too_short": (v6_inner_too_short, "inner_too_short"),
+}
+ALL_MUTATIONS = {("ipv4", name): entry for name, entry in MUTATIONS.items()}
+ALL_MUTATIONS.update({("ipv6", name): entry for name, entry in MUTATIONS_IPV6.items()})
+assert {reason for _, reason in ALL_MUTATIONS.values()} == set(vc.DROP_REASONS) - {"accepted"}
 
 
 @pytest.mark.parametrize("kernels", KERNELS)
 @settings(max_examples=80)
 @given(
     frame=inner_frames(max_size=1500),
-    parameters=tunnel_parameters(),
-    mutation=st.sampled_from(sorted(MUTATIONS)),
+    mutation=st.sampled_from(sorted(ALL_MUTATIONS)),
     data=st.data(),
 )
-def test_each_broken_field_is_dropped_for_its_reason(kernels, frame: bytes, parameters: dict, mutation: str,
+def test_each_broken_field_is_dropped_for_its_reason(kernels, frame: bytes, mutation: tuple[str, str],
                                                      data: st.DataObject) -> None:
-    mutate, reason = MUTATIONS[mutation]
+    mutate, reason = ALL_MUTATIONS[mutation]
+    parameters = data.draw(tunnel_parameters(families=(4,) if mutation[0] == "ipv4" else (6,)))
     packet = bytearray(Tunnel(**parameters, kernels_module=kernels).encap(frame))
     mutated, policy = mutate(packet, data)
     policy = {"dst_port": parameters["dst_port"], **policy}
@@ -202,7 +309,7 @@ def test_each_broken_field_is_dropped_for_its_reason(kernels, frame: bytes, para
 @pytest.mark.parametrize("kernels", KERNELS)
 @given(
     packet=st.binary(max_size=200),
-    layer=st.sampled_from(["ethernet", "ipv4", "vxlan"]),
+    layer=st.sampled_from(["ethernet", "ipv4", "ipv6", "vxlan"]),
     verify=st.booleans(),
     strict=st.booleans(),
 )
@@ -224,7 +331,7 @@ def test_single_decap_of_arbitrary_bytes_raises_only_vxlan_errors(kernels, packe
 @st.composite
 def mutated_packets(draw: st.DrawFn) -> bytes:
     """A valid VXLAN packet with random bytes overwritten, cut, or extended."""
-    packet = bytearray(Tunnel(**draw(tunnel_parameters())).encap(draw(inner_frames(max_size=300))))
+    packet = bytearray(Tunnel(**draw(tunnel_parameters(families=(4, 6)))).encap(draw(inner_frames(max_size=300))))
     for _ in range(draw(st.integers(0, 4))):
         position = draw(st.integers(0, len(packet) - 1))
         packet[position] = draw(st.integers(0, 255))

@@ -18,7 +18,7 @@ from dataplane.vxlan import Tunnel, VxlanError, decap
 from dataplane.vxlan_strategies import documentation_ipv4, inner_frames, mac_strings, tunnel_parameters
 
 scapy_all = pytest.importorskip("scapy.all")
-from scapy.all import IP, UDP, Ether, IPOption_NOP, Raw  # noqa: E402
+from scapy.all import IP, UDP, Ether, IPOption_NOP, IPv6, IPv6ExtHdrFragment, Raw  # noqa: E402
 from scapy.layers.vxlan import VXLAN  # noqa: E402
 
 try:
@@ -126,9 +126,9 @@ def test_batch_source_ip_is_reported_for_learning(kernels) -> None:
     from dataplane.batch import PacketBatch
     from dataplane.vxlan import Decapsulator
 
-    frames = [bytes(Ether() / IP(src="10.0.0.2", dst="10.0.0.3") / UDP(sport=i, dport=53)) for i in range(3)]
+    frames = [bytes(Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:03") / IP(src="10.0.0.2", dst="10.0.0.3") / UDP(sport=i, dport=53)) for i in range(3)]
     packets = [
-        bytes(Ether() / IP(src=f"198.18.0.{i + 1}", dst="198.18.1.1") / UDP(sport=50000, dport=4789)
+        bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:09") / IP(src=f"198.18.0.{i + 1}", dst="198.18.1.1") / UDP(sport=50000, dport=4789)
               / VXLAN(vni=4096 + i) / Raw(frame))
         for i, frame in enumerate(frames)
     ]
@@ -138,3 +138,53 @@ def test_batch_source_ip_is_reported_for_learning(kernels) -> None:
     assert [str(ipaddress.IPv4Address(int(ip))) for ip in result.src_ips] == ["198.18.0.1", "198.18.0.2", "198.18.0.3"]
     assert result.vnis.tolist() == [4096, 4097, 4098]
     assert batch.frames() == frames
+
+
+def recomputed_udp_checksum_ipv6(packet: bytes) -> int:
+    copy = Ether(packet)
+    del copy[UDP].chksum
+    return Ether(bytes(copy))[UDP].chksum
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+@settings(max_examples=40)
+@given(frame=inner_frames(), parameters=tunnel_parameters(families=(6,)))
+def test_scapy_parses_what_we_encapsulate_over_ipv6(kernels, frame: bytes, parameters: dict) -> None:
+    tunnel = Tunnel(**parameters, kernels_module=kernels)
+    packet = tunnel.encap(frame)
+    assert len(packet) == len(frame) + vc.OUTER_HEADER_BYTES_IPV6
+    parsed = Ether(packet)
+    assert parsed.type == 0x86DD and parsed.dst == parameters["dst_mac"] and parsed.src == parameters["src_mac"]
+    ip6 = parsed[IPv6]
+    assert (ip6.version, ip6.tc, ip6.nh, ip6.hlim) == (6, parameters["tos"], 17, parameters["ttl"])
+    assert ip6.plen == len(frame) + 16
+    assert ip6.fl == vxlan_kernels_py.flow_label(frame, parameters["hash_seed"]) != 0
+    assert (ip6.src, ip6.dst) == (str(ipaddress.IPv6Address(parameters["src_ip"])),
+                                  str(ipaddress.IPv6Address(parameters["dst_ip"])))
+    udp = parsed[UDP]
+    assert udp.dport == parameters["dst_port"] and vc.SOURCE_PORT_MIN <= udp.sport
+    assert udp.len == len(frame) + 16
+    assert udp.chksum == (recomputed_udp_checksum_ipv6(packet) if parameters["udp_checksum"] else 0)
+    header = VXLAN(bytes(udp.payload)[:8])
+    assert int(header.flags) == 0x08 and header.vni == parameters["vni"]
+    assert bytes(udp.payload)[8:] == frame
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+@settings(max_examples=40)
+@given(frame=inner_frames(), vni=st.integers(0, vc.VNI_MAX), dst_port=st.integers(1, 0xFFFF),
+       hop_limit=st.integers(0, 255), flow_label=st.integers(0, 0xFFFFF), fragment_header=st.booleans())
+def test_we_decapsulate_what_scapy_builds_over_ipv6(kernels, frame: bytes, vni: int, dst_port: int,
+                                                    hop_limit: int, flow_label: int, fragment_header: bool) -> None:
+    ip6 = IPv6(src="2001:db8::7", dst="2001:db8::8", hlim=hop_limit, fl=flow_label)
+    if fragment_header:
+        ip6 = ip6 / IPv6ExtHdrFragment()
+    packet = bytes(Ether(src="02:00:00:00:00:07", dst="02:00:00:00:00:08") / ip6 / UDP(sport=50000, dport=dst_port)
+                   / VXLAN(vni=vni) / Raw(frame))
+    if fragment_header:
+        with pytest.raises(VxlanError) as error:
+            decap(packet, dst_port=dst_port, kernels_module=kernels)
+        assert error.value.reason == "ip_fragment"
+        return
+    assert decap(packet, dst_port=dst_port, kernels_module=kernels) == (vni, frame)
+    assert decap(packet[14:], layer="ipv6", dst_port=dst_port, kernels_module=kernels) == (vni, frame)

@@ -6,6 +6,8 @@ must leave identical buffers, offsets, lengths, statuses and drop counters.
 """
 from __future__ import annotations
 
+import ipaddress
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 from dataplane import checksum_py, vxlan_common as vc, vxlan_kernels_py
 from dataplane.batch import PacketBatch
 from dataplane.vxlan import Decapsulator, Tunnel
-from dataplane.vxlan_strategies import documentation_ipv4, inner_frames, tunnel_parameters
+from dataplane.vxlan_strategies import documentation_ipv4, documentation_ipv6, inner_frames, tunnel_parameters
 
 vxlan_kernels = pytest.importorskip("dataplane.vxlan_kernels", reason="Cython extension not built")
 checksum = pytest.importorskip("dataplane.checksum", reason="Cython extension not built")
@@ -59,12 +61,13 @@ def test_flow_hash_twins_agree(frames: list[bytes], seed: int) -> None:
         port = vxlan_kernels.source_port(frame, seed)
         assert port == vxlan_kernels_py.source_port(frame, seed)
         assert vc.SOURCE_PORT_MIN <= port <= 0xFFFF
+        assert vxlan_kernels.flow_label(frame, seed) == vxlan_kernels_py.flow_label(frame, seed) != 0
 
 
 @settings(max_examples=40)
 @given(
     frames=st.lists(inner_frames(max_size=3000), min_size=1, max_size=6),
-    parameters=tunnel_parameters(),
+    parameters=tunnel_parameters(families=(4, 6)),
     per_packet=st.booleans(),
     draw=st.data(),
 )
@@ -74,13 +77,15 @@ def test_encap_then_decap_twins_agree(frames: list[bytes], parameters: dict, per
     batch_py = batch_c.copy()
     dst_ips = dst_macs = None
     if per_packet:
-        dst_ips = [draw.draw(documentation_ipv4()) for _ in frames]
+        addresses = documentation_ipv4() if ":" not in parameters["src_ip"] else documentation_ipv6()
+        dst_ips = [draw.draw(addresses) for _ in frames]
         dst_macs = [":".join(f"{b:02x}" for b in draw.draw(st.binary(min_size=6, max_size=6))) for _ in frames]
     tunnel_c = Tunnel(**parameters, kernels_module=vxlan_kernels)
     tunnel_py = Tunnel(**parameters, kernels_module=vxlan_kernels_py)
     tunnel_c.encap_batch(batch_c, dst_ips=dst_ips, dst_macs=dst_macs)
     tunnel_py.encap_batch(batch_py, dst_ips=dst_ips, dst_macs=dst_macs)
-    assert tunnel_c.next_ip_id == tunnel_py.next_ip_id == (parameters["ip_id_start"] + len(frames)) & 0xFFFF
+    if tunnel_c.family == 4:
+        assert tunnel_c.next_ip_id == tunnel_py.next_ip_id == (parameters["ip_id_start"] + len(frames)) & 0xFFFF
     assert_same_batch(batch_c, batch_py)
 
     known = draw.draw(st.one_of(st.none(), st.just([parameters["vni"]]), st.lists(st.integers(0, vc.VNI_MAX))))
@@ -89,6 +94,7 @@ def test_encap_then_decap_twins_agree(frames: list[bytes], parameters: dict, per
         "known_vnis": known,
         "verify_udp_checksum": draw.draw(st.booleans()),
         "strict_reserved": draw.draw(st.booleans()),
+        "accept_zero_checksum_ipv6": draw.draw(st.booleans()),
     }
     decap_c = Decapsulator(**policy, kernels_module=vxlan_kernels)
     decap_py = Decapsulator(**policy, kernels_module=vxlan_kernels_py)
@@ -99,19 +105,26 @@ def test_encap_then_decap_twins_agree(frames: list[bytes], parameters: dict, per
     assert np.array_equal(result_c.statuses, result_py.statuses)
     assert np.array_equal(result_c.vnis, result_py.vnis)
     assert np.array_equal(result_c.src_ips, result_py.src_ips)
+    assert np.array_equal(result_c.src_ips6, result_py.src_ips6)
     assert decap_c.counts() == decap_py.counts()
-    if known is None or parameters["vni"] in known:
+    zero_checksum_refused = tunnel_c.family == 6 and not tunnel_c.udp_checksum and not policy[
+        "accept_zero_checksum_ipv6"]
+    if zero_checksum_refused:
+        assert decap_c.counts()["zero_udp_checksum"] == len(frames)
+    elif known is None or parameters["vni"] in known:
         # Round trip: every packet we built is accepted and gives back its inner frame.
         assert result_c.reasons() == ["accepted"] * len(frames)
         assert batch_c.frames() == frames
         assert set(result_c.vnis.tolist()) == {parameters["vni"]}
+        assert {result_c.source_address(i) for i in range(len(frames))} == {
+            str(ipaddress.ip_address(parameters["src_ip"]))}
     else:
         assert decap_c.counts()["unknown_vni"] == len(frames)
 
 
 @given(
     packets=st.lists(st.binary(max_size=120), min_size=1, max_size=16),
-    layer=st.sampled_from(["ethernet", "ipv4", "vxlan"]),
+    layer=st.sampled_from(["ethernet", "ipv4", "ipv6", "vxlan"]),
     verify=st.booleans(),
     strict=st.booleans(),
 )
