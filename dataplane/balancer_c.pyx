@@ -87,7 +87,7 @@ cdef inline uint64_t endpoint_key(uint32_t ip, uint32_t port, uint32_t protocol)
 
 cdef inline int32_t index_find(const uint64_t* keys, const int32_t* values, uint32_t bits,
                                uint64_t key) noexcept nogil:
-    """Linear probing in a power-of-two table at most half full (so a free slot ends every probe)."""
+    """Linear probing in a power-of-two table at most half full (a free slot ends every probe)."""
     cdef uint64_t mask = ((<uint64_t>1) << bits) - 1
     cdef uint64_t slot = (key * 0x9E3779B97F4A7C15ULL) >> (64 - bits)
     while keys[slot] != 0:
@@ -196,6 +196,7 @@ cdef class Kernel:
         cdef ct_entry* entries = <ct_entry*>&self.table[0]
         cdef int32_t target
         cdef uint32_t vip, vip_port, home, line
+        cdef parsed_frame* p
         base = 0
         while base < count:
             chunk = min(<Py_ssize_t>CHUNK_PACKETS, count - base)
@@ -208,23 +209,22 @@ cdef class Kernel:
                     counters[C_DROP_BAD_SLOT] += 1
                     continue
                 frame = buffer + offsets[packet]
-                status = nat_parse(frame, lengths[packet], &parsed[position])
+                p = &parsed[position]
+                status = nat_parse(frame, lengths[packet], p)
                 if status != PARSE_OK:
                     verdicts[packet] = PARSE_VERDICT[status]
                     counters[PARSE_COUNTER[status]] += 1
                     continue
                 target = index_find(&self.service_keys[0], &self.service_values[0], self.service_bits,
-                                    endpoint_key(parsed[position].destination_ip, parsed[position].destination_port,
-                                                 parsed[position].protocol))
+                                    endpoint_key(p.destination_ip, p.destination_port, p.protocol))
                 if target >= 0:
                     kinds[position] = KIND_REQUEST
-                    flows[position] = flow_hash13(self.k0, self.k1, parsed[position].protocol,
-                                                  parsed[position].source_ip, parsed[position].destination_ip,
-                                                  parsed[position].source_port, parsed[position].destination_port)
+                    flows[position] = flow_hash13(self.k0, self.k1, p.protocol, p.source_ip,
+                                                  p.destination_ip, p.source_port, p.destination_port)
                 else:
-                    target = index_find(&self.endpoint_keys[0], &self.endpoint_values[0], self.endpoint_bits,
-                                        endpoint_key(parsed[position].source_ip, parsed[position].source_port,
-                                                     parsed[position].protocol))
+                    target = index_find(&self.endpoint_keys[0], &self.endpoint_values[0],
+                                        self.endpoint_bits,
+                                        endpoint_key(p.source_ip, p.source_port, p.protocol))
                     if target < 0:
                         verdicts[packet] = VERDICT_PASS
                         counters[C_PASS_NO_SERVICE] += 1
@@ -233,9 +233,8 @@ cdef class Kernel:
                     vip = <uint32_t>self.services[self.backends[target, B_SERVICE], S_VIP]
                     vip_port = <uint32_t>self.services[self.backends[target, B_SERVICE], S_PORT]
                     # The entry is keyed by the client-side tuple: client -> VIP.
-                    flows[position] = flow_hash13(self.k0, self.k1, parsed[position].protocol,
-                                                  parsed[position].destination_ip, vip,
-                                                  parsed[position].destination_port, vip_port)
+                    flows[position] = flow_hash13(self.k0, self.k1, p.protocol, p.destination_ip, vip,
+                                                  p.destination_port, vip_port)
                 targets[position] = target
                 # Every cache line of the probe window (two entries per line): a
                 # miss scans all of it, a hit usually stops in the first line.
@@ -247,17 +246,19 @@ cdef class Kernel:
                     line += 2
             for position in range(chunk):
                 packet = base + position
+                frame = buffer + offsets[packet]
                 if kinds[position] == KIND_REQUEST:
-                    verdicts[packet] = self._request(buffer + offsets[packet], &parsed[position], targets[position],
+                    verdicts[packet] = self._request(frame, &parsed[position], targets[position],
                                                      flows[position], now_ns)
                 elif kinds[position] == KIND_REPLY:
-                    verdicts[packet] = self._reply(buffer + offsets[packet], &parsed[position], targets[position],
+                    verdicts[packet] = self._reply(frame, &parsed[position], targets[position],
                                                    flows[position], now_ns)
             base += chunk
 
     cdef inline int32_t _pick(self, int32_t service, uint64_t flow) noexcept nogil:
         cdef uint32_t size = <uint32_t>self.services[service, S_TABLE_SIZE]
-        return self.lookup[self.services[service, S_TABLE_OFFSET] + fastrange32(<uint32_t>(flow >> 32), size)]
+        cdef int64_t offset = self.services[service, S_TABLE_OFFSET]
+        return self.lookup[offset + fastrange32(<uint32_t>(flow >> 32), size)]
 
     cdef inline uint64_t _value(self, int32_t backend) noexcept nogil:
         return ((<uint64_t>self.backends[backend, B_GENERATION]) << 24) | <uint64_t>backend

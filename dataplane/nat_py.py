@@ -25,6 +25,9 @@ verified: the incremental update (RFC 1624) carries any existing error into
 the new checksum, so a corrupt packet stays detectably corrupt for the host
 that receives it.
 
+The TTL is not decremented: the balancer rewrites frames on a layer-2 hop of
+the overlay, it does not route them.
+
 Rewrite: the request's destination (or the reply's source) IPv4 address and
 port are replaced, and the destination (source) MAC when one is given.  The
 IPv4 header checksum and the TCP/UDP checksum (whose pseudo-header includes
