@@ -107,6 +107,11 @@ class DurableStorage(MemoryStorage):
                     # Everything logged before the install was superseded.
                     del self._entries[1:]
         self.wal = Wal(wal_directory, segment_size_bytes, fsync, segment_max)
+        if self._hard_state.commit < base_index and not self._hard_state.is_empty():
+            # The commit index is written lazily (not fsynced), the snapshot
+            # durably; a snapshot only covers committed entries, so its index
+            # is a lower bound of the commit index.
+            self._hard_state = HardState(self._hard_state.term, self._hard_state.vote, base_index)
         return self
 
     def _replay_append(self, entries: list[Entry], wal_directory: str) -> None:
@@ -135,9 +140,11 @@ class DurableStorage(MemoryStorage):
         self.wal.append(RecordType.HARD_STATE, msgpack.packb((hard_state.term, hard_state.vote, hard_state.commit)))
         self._hard_state = hard_state
 
-    def sync(self) -> None:
-        """Write and fsync everything saved since the last sync (group commit)."""
-        if self.wal.sync():
+    def sync(self, fsync: bool = True) -> None:
+        """Write and fsync everything saved since the last sync (group commit).
+        ``fsync=False``: write only - for a Ready whose only durable change is
+        the commit index (etcd MustSync is false then: commit may lag)."""
+        if self.wal.sync(fsync):
             self.wal.rotate()
             # Older segments may be released later: the newest must hold the
             # current hard state on its own.

@@ -81,6 +81,9 @@ class ServerConfig:
     # Admission control: stop reading client sockets while this many commands
     # are proposed and not yet applied; resume below half (TCP pushes back).
     inflight_commands_max: int = 40000
+    # Client requests handled per pass of the loop; the rest wait (reading
+    # paused) for the next pass, so ticks and peer messages are never starved.
+    requests_per_pass_max: int = 4000
     max_uncommitted_entries_bytes: int = 64 * 1024 * 1024
     max_inflight_msgs: int = 256
     # Snapshot when either bound is reached since the last one (entries are
@@ -104,13 +107,15 @@ class ServerConfig:
 class _ClientConnection(asyncio.Protocol):
     """One client TCP connection; requests are pipelined and tagged."""
 
-    __slots__ = ("server", "transport", "decoder", "out")
+    __slots__ = ("server", "transport", "decoder", "out", "backlog", "backlogged")
 
     def __init__(self, server: "RaftServer") -> None:
         self.server = server
         self.transport: Optional[asyncio.Transport] = None
         self.decoder = FrameDecoder(CLIENT_FRAME_BYTES_MAX)
         self.out: list[bytes] = []
+        self.backlog: list[bytes] = []  # received request frames not yet handled
+        self.backlogged = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -130,18 +135,47 @@ class _ClientConnection(asyncio.Protocol):
             server.stats["client_frames_oversized"] += 1
             self.transport.abort()  # type: ignore[union-attr]
             return
-        for payload in frames:
+        if self.backlog:
+            self.backlog.extend(frames)
+        else:
+            self.backlog = frames
+        self.drain()
+        server.wake()
+
+    def drain(self) -> None:
+        """Handle backlogged requests within this pass's budget; pause reading
+        while some are left (one loop pass must stay short, see
+        ServerConfig.requests_per_pass_max)."""
+        server = self.server
+        backlog = self.backlog
+        budget = server.request_budget
+        if budget <= 0:
+            take = 0
+        else:
+            take = min(budget, len(backlog))
+            server.request_budget = budget - take
+        for position in range(take):
             try:
-                tag, kind, body = msgpack.unpackb(payload, raw=False)
+                tag, kind, body = msgpack.unpackb(backlog[position], raw=False)
             except Exception:
                 server.stats["client_frames_malformed"] += 1
-                self.transport.abort()  # type: ignore[union-attr]
+                self.backlog = []
+                if self.transport is not None:
+                    self.transport.abort()
                 return
             if kind == _KV:
                 server.on_kv_request(self, tag, body)
             else:
                 server.on_admin_request(self, tag, kind, body)
-        server.wake()
+        if take < len(backlog):
+            self.backlog = backlog[take:]
+            if not self.backlogged:
+                self.backlogged = True
+                server.backlogged_connections.append(self)
+                if self.transport is not None:
+                    self.transport.pause_reading()
+        else:
+            self.backlog = []
 
     def respond(self, tag: int, status: int, payload: Any) -> None:
         out = self.out
@@ -217,6 +251,8 @@ class RaftServer:
         self.inflight_commands = 0
         self.reading_paused = False
         self.client_connections: set[_ClientConnection] = set()
+        self.backlogged_connections: list[_ClientConnection] = []
+        self.request_budget = config.requests_per_pass_max
         self.proposals: dict[int, _Proposal] = {}
         self.pending_reads: list[tuple[_ClientConnection, int, Any]] = []
         self.read_contexts: dict[bytes, tuple[float, list]] = {}
@@ -384,7 +420,7 @@ class RaftServer:
             if connection.transport is not None:
                 if paused:
                     connection.transport.pause_reading()
-                else:
+                elif not connection.backlogged:
                     connection.transport.resume_reading()
 
     def _settled(self, count: int) -> None:
@@ -443,6 +479,7 @@ class RaftServer:
             wakeup.clear()
             pass_start = time.perf_counter()
             try:
+                self._refill_budget()
                 if self.role == StateRole.LEADER:
                     self._propose_pending()
                 elif self.pending_commands:
@@ -454,13 +491,14 @@ class RaftServer:
                         self._on_soft_state(rd.soft_state.leader_id, rd.soft_state.role)
                     if rd.messages:
                         transport.send_many(rd.messages)
-                    if rd.must_sync:
+                    if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
                         storage.save(rd.hard_state, rd.entries, rd.snapshot)
-                        if self._executor is not None:
+                        if rd.must_sync and self._executor is not None:
                             # Group commit: the loop keeps receiving during the fsync.
                             await loop.run_in_executor(self._executor, storage.sync)
                         else:
-                            storage.sync()
+                            # fsync off, or only the commit index changed (lazy).
+                            storage.sync(fsync=rd.must_sync)
                     if rd.messages_after_persist:
                         transport.send_many(rd.messages_after_persist)
                     if rd.snapshot is not None and not rd.snapshot.is_empty():
@@ -492,6 +530,19 @@ class RaftServer:
         elapsed_us = int((time.perf_counter() - pass_start) * 1e6)
         if elapsed_us > self.stats["ready_pass_us_max"]:
             self.stats["ready_pass_us_max"] = elapsed_us
+
+    def _refill_budget(self) -> None:
+        self.request_budget = self.config.requests_per_pass_max
+        if not self.backlogged_connections:
+            return
+        waiting, self.backlogged_connections = self.backlogged_connections, []
+        for connection in waiting:
+            connection.backlogged = False
+            connection.drain()
+            if not connection.backlogged and connection.transport is not None and not self.reading_paused:
+                connection.transport.resume_reading()
+        if self.backlogged_connections:
+            self.wake()  # more next pass
 
     def _flush_clients(self) -> None:
         dirty, self.dirty_connections = self.dirty_connections, []

@@ -234,9 +234,11 @@ class Wal:
     def pending_bytes(self) -> int:
         return self._buffered_bytes
 
-    def sync(self) -> bool:
-        """Write every buffered record and fsync once (group commit).  Returns
-        True when the segment is now full and the caller should :meth:`rotate`."""
+    def sync(self, fsync: bool = True) -> bool:
+        """Write every buffered record and fsync once (group commit); with
+        ``fsync=False`` only write (the record survives a process crash, not
+        a machine crash).  Returns True when the segment is now full and the
+        caller should :meth:`rotate`."""
         if self._buffer:
             data = b"".join(self._buffer)
             self._buffer.clear()
@@ -246,7 +248,7 @@ class Wal:
                 written = os.write(self._fd, view)
                 view = view[written:]
             self._segment_bytes += len(data)
-            if self.fsync_enabled:
+            if self.fsync_enabled and fsync:
                 os.fdatasync(self._fd)
                 self.fsync_count += 1
         return self._segment_bytes >= self.segment_size_bytes

@@ -54,13 +54,20 @@ def test_durable_storage_matches_memory_storage_across_reopens(steps) -> None:
                 durable.save(None, entries)
                 model.append(entries)
             elif kind == "hard":
-                hard = HardState(term + a, b, c)
+                # A snapshot covers committed entries only: commit >= its index.
+                hard = HardState(term + a, b, max(c, model.snapshot().metadata.index))
                 durable.save(hard, [])
                 model.set_hard_state(hard)
             elif kind == "snapshot":
                 index = model.first_index() - 1 + a
                 if index > model.last_index() or index <= model.snapshot().metadata.index:
                     continue
+                # Snapshots cover committed entries: the commit index is at least there.
+                current = model.initial_state()[0]
+                if current.commit < index:
+                    raised = HardState(current.term, current.vote, index)
+                    durable.save(raised, [])
+                    model.set_hard_state(raised)
                 durable.create_snapshot(index, None, b)
                 model.create_snapshot(index, None, b)
                 durable.compact(index)
@@ -71,8 +78,12 @@ def test_durable_storage_matches_memory_storage_across_reopens(steps) -> None:
                     continue
                 term += 1
                 snapshot = Snapshot(SnapshotMetadata(index, term, CONF), b)
-                durable.save(None, [], snapshot)
+                # The core commits up to an installed snapshot in the same Ready.
+                current = model.initial_state()[0]
+                raised = HardState(max(current.term, term), current.vote, max(current.commit, index))
+                durable.save(raised, [], snapshot)
                 model.apply_snapshot(snapshot)
+                model.set_hard_state(raised)
             else:
                 durable.sync()
                 durable.close()
@@ -89,7 +100,7 @@ def test_compaction_removes_old_segments_and_keeps_two_snapshots() -> None:
     with tempfile.TemporaryDirectory() as directory:
         storage = DurableStorage.open(directory, CONF, fsync=True, segment_size_bytes=4096)
         for index in range(1, 101):
-            storage.save(HardState(1, 1, index - 1), [Entry(1, index, data=bytes(200))])
+            storage.save(HardState(1, 1, index), [Entry(1, index, data=bytes(200))])
             storage.sync()
             if index % 25 == 0:
                 storage.create_snapshot(index, None, b"state-%d" % index)
@@ -100,7 +111,7 @@ def test_compaction_removes_old_segments_and_keeps_two_snapshots() -> None:
         storage.close()
         reopened = DurableStorage.open(directory, CONF)
         assert reopened.snapshot().data == b"state-100" and reopened.last_index() == 100
-        assert reopened.initial_state()[0] == HardState(1, 1, 99)
+        assert reopened.initial_state()[0] == HardState(1, 1, 100)
         reopened.close()
 
 
