@@ -122,17 +122,26 @@ class NetnsLab:
         run_ip("link", "set", name_b, "up", namespace=namespace_b)
 
     def address(self, namespace: str, device: str, cidr: str) -> None:
-        run_ip("address", "add", cidr, "dev", device, namespace=namespace)
+        """Add an address; IPv6 ones skip duplicate address detection (usable at once)."""
+        run_ip("address", "add", cidr, "dev", device, *(["nodad"] if ":" in cidr else []), namespace=namespace)
 
     def vxlan(self, namespace: str, name: str, *, vni: int, local: str, remote: str, device: str,
               dst_port: int = 4789, udp_checksum: bool = False, learning: bool = False,
               mac: str | None = None) -> None:
-        """A kernel vxlan device sending to ``remote`` (default FDB entry), up."""
+        """A kernel vxlan device sending to ``remote`` (default FDB entry), up.
+
+        ``udp_checksum``: over IPv4, send checksums (``udpcsum``); over IPv6,
+        checksums are the default and ``udp_checksum=False`` means zero checksums
+        sent and accepted (``udp6zerocsumtx udp6zerocsumrx``, RFC 6935/6936)."""
         arguments = ["link", "add", name]
         if mac:
             arguments += ["address", mac]
         arguments += ["type", "vxlan", "id", str(vni), "local", local, "remote", remote, "dev", device,
-                      "dstport", str(dst_port), "udpcsum" if udp_checksum else "noudpcsum"]
+                      "dstport", str(dst_port)]
+        if ":" in local:
+            arguments += [] if udp_checksum else ["udp6zerocsumtx", "udp6zerocsumrx"]
+        else:
+            arguments += ["udpcsum" if udp_checksum else "noudpcsum"]
         arguments += [] if learning else ["nolearning"]
         run_ip(*arguments, namespace=namespace)
         run_ip("link", "set", name, "up", namespace=namespace)

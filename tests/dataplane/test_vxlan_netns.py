@@ -1,6 +1,7 @@
 """Interoperability with the Linux kernel's vxlan device, in namespaces we create.
 
-Topology (names unique to this run, removed at the end even on failure)::
+Topology (names unique to this run, removed at the end even on failure), once
+over an IPv4 underlay and once over IPv6 (2001:db8::/64, RFC 3849)::
 
     ns "kernel": a0 198.18.0.1/24 --veth-- b0 198.18.0.2/24 :ns "ours"
                  vx0 VNI 4096 (no UDP checksum), vx1 VNI 5000 (UDP checksum)
@@ -14,7 +15,6 @@ Topology (names unique to this run, removed at the end even on failure)::
 """
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 import time
@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - extension not built
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(available() is not None, reason=str(available()))]
 
-KERNEL_IP, OURS_IP = "198.18.0.1", "198.18.0.2"
+UNDERLAYS = {"ipv4": ("198.18.0.1", "198.18.0.2", 24), "ipv6": ("2001:db8::1", "2001:db8::2", 64)}
 VX_MAC = "02:00:c6:12:00:01"  # the kernel device's own MAC: it drops inner frames sourced from it
 DEVICES = {"vx0": (4096, False), "vx1": (5000, True)}  # name -> (VNI, kernel sends UDP checksum)
 ETH_P_ALL = 0x0003
@@ -51,23 +51,29 @@ KERNELS = [vxlan_kernels_py] + ([vxlan_kernels] if vxlan_kernels is not None els
 
 
 class Lab:
-    def __init__(self, lab: NetnsLab) -> None:
+    def __init__(self, lab: NetnsLab, underlay: str) -> None:
+        self.kernel_ip, self.ours_ip, prefix_bits = UNDERLAYS[underlay]
+        self.family = 6 if underlay == "ipv6" else 4
         self.kernel = lab.namespace("kernel")
         self.ours = lab.namespace("ours")
-        for namespace in (self.kernel, self.ours):
-            lab.disable_ipv6(namespace)
+        if self.family == 4:
+            for namespace in (self.kernel, self.ours):
+                lab.disable_ipv6(namespace)
         lab.veth(self.kernel, "a0", self.ours, "b0")
         lab.disable_checksum_offload(self.kernel, "a0")  # so b0 captures final UDP checksums
-        lab.address(self.kernel, "a0", f"{KERNEL_IP}/24")
-        lab.address(self.ours, "b0", f"{OURS_IP}/24")
-        for device, (vni, checksum) in DEVICES.items():
-            lab.vxlan(self.kernel, device, vni=vni, local=KERNEL_IP, remote=OURS_IP, device="a0",
+        lab.address(self.kernel, "a0", f"{self.kernel_ip}/{prefix_bits}")
+        lab.address(self.ours, "b0", f"{self.ours_ip}/{prefix_bits}")
+        # Over IPv6 both devices keep the kernel's default (checksums on): devices that
+        # share UDP port 4789 must agree on zero-checksum flags (else EADDRINUSE).
+        self.devices = {device: (vni, checksum or self.family == 6) for device, (vni, checksum) in DEVICES.items()}
+        for device, (vni, checksum) in self.devices.items():
+            lab.vxlan(self.kernel, device, vni=vni, local=self.kernel_ip, remote=self.ours_ip, device="a0",
                       udp_checksum=checksum, mac=VX_MAC)
         self.a0_mac = lab.mac(self.kernel, "a0")
         self.b0_mac = lab.mac(self.ours, "b0")
         with lab.inside(self.ours):
-            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.udp.bind((OURS_IP, 4789))
+            self.udp = socket.socket(socket.AF_INET6 if self.family == 6 else socket.AF_INET, socket.SOCK_DGRAM)
+            self.udp.bind((self.ours_ip, 4789))
             self.b0 = raw_socket("b0")
         with lab.inside(self.kernel):
             self.vx = {device: raw_socket(device) for device in DEVICES}
@@ -109,10 +115,10 @@ def receive_frame(sock: socket.socket) -> tuple[bytes, int]:
     return data, address[2]
 
 
-@pytest.fixture(scope="module")
-def lab():
+@pytest.fixture(scope="module", params=sorted(UNDERLAYS))
+def lab(request):
     with NetnsLab("vxlan") as netns_lab:
-        topology = Lab(netns_lab)
+        topology = Lab(netns_lab, request.param)
         try:
             yield topology
         finally:
@@ -138,14 +144,14 @@ NETNS_SETTINGS = settings(max_examples=15, deadline=None, phases=[Phase.explicit
 @NETNS_SETTINGS
 @given(frame=FRAMES)
 def test_frames_the_kernel_encapsulates_decapsulate_with_ours(lab: Lab, device: str, frame: bytes) -> None:
-    vni, _checksum = DEVICES[device]
+    vni, _checksum = lab.devices[device]
     lab.drain()
     lab.vx[device].send(frame)
     # As a UDP payload on a socket bound to 4789.
     deadline = time.monotonic() + RECEIVE_TIMEOUT_SECONDS
     while True:
-        payload, (source, _port) = lab.udp.recvfrom(65536)
-        assert source == KERNEL_IP
+        payload, address = lab.udp.recvfrom(65536)
+        assert address[0] == lab.kernel_ip
         if payload[8:] == frame or time.monotonic() > deadline:
             break
     for kernels in KERNELS:
@@ -154,13 +160,15 @@ def test_frames_the_kernel_encapsulates_decapsulate_with_ours(lab: Lab, device: 
     for _ in range(FRAMES_SCANNED_MAX):
         wire, _kind = receive_frame(lab.b0)
         batch = PacketBatch.from_frames([wire], headroom=0)
-        result = Decapsulator(known_vnis=[vni], verify_udp_checksum=True).decap_batch(batch)
+        result = Decapsulator(known_vnis=[vni], verify_udp_checksum=True,
+                              accept_zero_checksum_ipv6=True).decap_batch(batch)
         if result.accepted and batch.frame(0) == frame:
             break
     else:
         pytest.fail("the kernel's encapsulated frame never showed up on b0")
-    assert str(ipaddress.IPv4Address(int(result.src_ips[0]))) == KERNEL_IP
-    assert (wire[40:42] != b"\x00\x00") == DEVICES[device][1]  # the kernel's checksum choice, verified above
+    assert result.source_address(0) == lab.kernel_ip
+    checksum_at = 40 if lab.family == 4 else 60
+    assert (wire[checksum_at : checksum_at + 2] != b"\x00\x00") == lab.devices[device][1]  # verified above
 
 
 def wait_on_kernel_device(lab: Lab, device: str, frame: bytes) -> None:
@@ -177,8 +185,10 @@ def wait_on_kernel_device(lab: Lab, device: str, frame: bytes) -> None:
 @given(frame=FRAMES, kernel_index=st.integers(0, len(KERNELS) - 1))
 def test_frames_we_encapsulate_arrive_on_the_kernel_device(lab: Lab, device: str, udp_checksum: bool,
                                                            frame: bytes, kernel_index: int) -> None:
-    vni, _ = DEVICES[device]
-    tunnel = Tunnel(vni=vni, src_ip=OURS_IP, dst_ip=KERNEL_IP, src_mac=lab.b0_mac, dst_mac=lab.a0_mac,
+    vni, _kernel_checksum = lab.devices[device]
+    if lab.family == 6 and not udp_checksum:
+        return  # the kernel refuses zero UDP checksums over IPv6 by default (RFC 6936): nothing to deliver
+    tunnel = Tunnel(vni=vni, src_ip=lab.ours_ip, dst_ip=lab.kernel_ip, src_mac=lab.b0_mac, dst_mac=lab.a0_mac,
                     udp_checksum=udp_checksum, kernels_module=KERNELS[kernel_index])
     packet = tunnel.encap(frame)
     # Full frame on the wire: the kernel checks our IPv4 header and UDP checksum.
@@ -187,17 +197,17 @@ def test_frames_we_encapsulate_arrive_on_the_kernel_device(lab: Lab, device: str
     wait_on_kernel_device(lab, device, frame)
     # VXLAN header + frame as the payload of an ordinary UDP socket.
     lab.drain()
-    lab.udp.sendto(packet[42:], (KERNEL_IP, 4789))
+    lab.udp.sendto(packet[tunnel.header_bytes - 8 :], (lab.kernel_ip, 4789))
     wait_on_kernel_device(lab, device, frame)
 
 
 def test_kernel_drops_our_packet_when_its_udp_checksum_is_wrong(lab: Lab) -> None:
     """Control for the test above: the kernel really verifies the checksum we write."""
     frame = bytes.fromhex("020000000002" "020000000003" "88b5") + b"checksum control" * 4
-    tunnel = Tunnel(vni=4096, src_ip=OURS_IP, dst_ip=KERNEL_IP, src_mac=lab.b0_mac, dst_mac=lab.a0_mac,
+    tunnel = Tunnel(vni=4096, src_ip=lab.ours_ip, dst_ip=lab.kernel_ip, src_mac=lab.b0_mac, dst_mac=lab.a0_mac,
                     udp_checksum=True)
     packet = bytearray(tunnel.encap(frame))
-    packet[40] ^= 0x01
+    packet[tunnel.header_bytes - 10] ^= 0x01  # the UDP checksum's low byte
     lab.drain()
     lab.vx["vx0"].settimeout(0.5)
     lab.b0.send(bytes(packet))
