@@ -157,6 +157,10 @@ class SimCluster:
         for node_id in self.worker_ids:
             self.sim.add_process(node_id, self.scheduler.worker_factory() if self.scheduler is not None
                                  else _IdleProcess)
+        # Let the founding members persist their bootstrap state (one fsync)
+        # before any fault can strike: crashing a node at t=0 otherwise looks
+        # like losing the initial configuration entries.
+        self.sim.run_until_time(2 * self.sim.config.fsync_latency_us)
         self.rng: random.Random = derive_rng(seed, "chaos-clients")
         self.attempt_timeout_us = max(experiment.election_timeout_ms // 2, 2 * timing.tick_ms) * 1000
         self.leader_guess: int | None = None

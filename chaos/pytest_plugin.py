@@ -42,7 +42,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def chaos_seed(request: pytest.FixtureRequest) -> int:
-    seed = request.config.getoption("--chaos-seed")
+    # getoption with a default: the fixtures also work when the plugin was
+    # registered after option parsing (tests/chaos/conftest.py in a checkout).
+    seed = request.config.getoption("--chaos-seed", None)
     return 0 if seed is None else int(seed)
 
 
@@ -61,14 +63,14 @@ def chaos_cluster(chaos_seed: int) -> Iterator[Callable[..., Any]]:
 def chaos_replay(request: pytest.FixtureRequest) -> Any:
     from chaos.replay import load_failure
 
-    path = request.config.getoption("--chaos-replay")
+    path = request.config.getoption("--chaos-replay", None)
     if not path:
         pytest.skip("no --chaos-replay FILE given")
     return load_failure(path)
 
 
 def _report_dir(config: pytest.Config, nodeid: str) -> Path:
-    base = config.getoption("--chaos-report-dir") or os.environ.get("SHOAL_CHAOS_REPORT_DIR")
+    base = config.getoption("--chaos-report-dir", None) or os.environ.get("SHOAL_CHAOS_REPORT_DIR")
     if base is None:
         base = str(config._tmp_path_factory.getbasetemp() / "chaos-reports")  # type: ignore[attr-defined]
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in nodeid)[-120:]
