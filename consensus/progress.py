@@ -21,6 +21,12 @@ class ProgressState(enum.IntEnum):
     SNAPSHOT = 2
 
 
+# Members as module constants (cheaper than Enum attribute lookups on hot paths).
+_PROBE = ProgressState.PROBE
+_REPLICATE = ProgressState.REPLICATE
+_SNAPSHOT = ProgressState.SNAPSHOT
+
+
 class Inflights:
     """Bounded window of append messages in flight to one follower: at most
     ``max_messages`` messages and (if > 0) ``max_bytes`` payload bytes."""
@@ -67,7 +73,7 @@ class Progress:
     def __init__(self, next_index: int, max_inflight_messages: int, max_inflight_bytes: int, is_learner: bool) -> None:
         self.match = 0
         self.next = next_index
-        self.state = ProgressState.PROBE
+        self.state = _PROBE
         self.pending_snapshot = 0
         self.recent_active = False
         self.last_active_tick = 0
@@ -91,28 +97,28 @@ class Progress:
         self.inflights.reset()
 
     def become_probe(self) -> None:
-        if self.state == ProgressState.SNAPSHOT:
+        if self.state == _SNAPSHOT:
             pending = self.pending_snapshot
-            self._reset_state(ProgressState.PROBE)
+            self._reset_state(_PROBE)
             self.next = max(self.match + 1, pending + 1)
         else:
-            self._reset_state(ProgressState.PROBE)
+            self._reset_state(_PROBE)
             self.next = self.match + 1
 
     def become_replicate(self) -> None:
-        self._reset_state(ProgressState.REPLICATE)
+        self._reset_state(_REPLICATE)
         self.next = self.match + 1
 
     def become_snapshot(self, snapshot_index: int) -> None:
-        self._reset_state(ProgressState.SNAPSHOT)
+        self._reset_state(_SNAPSHOT)
         self.pending_snapshot = snapshot_index
 
     def sent_entries(self, entry_count: int, size_bytes: int) -> None:
-        if self.state == ProgressState.REPLICATE:
+        if self.state == _REPLICATE:
             if entry_count:
                 self.next += entry_count
                 self.inflights.add(self.next - 1, size_bytes)
-        elif self.state == ProgressState.PROBE:
+        elif self.state == _PROBE:
             # One probe at a time: wait for its answer or a heartbeat reply.
             self.msg_app_flow_paused = True
 
@@ -128,7 +134,7 @@ class Progress:
 
     def maybe_decr_to(self, rejected: int, match_hint: int) -> bool:
         """An append at ``rejected`` was refused; move next back (etcd MaybeDecrTo)."""
-        if self.state == ProgressState.REPLICATE:
+        if self.state == _REPLICATE:
             if rejected <= self.match:
                 return False  # stale rejection
             self.next = self.match + 1
@@ -140,9 +146,9 @@ class Progress:
         return True
 
     def is_paused(self) -> bool:
-        if self.state == ProgressState.PROBE:
+        if self.state == _PROBE:
             return self.msg_app_flow_paused
-        if self.state == ProgressState.REPLICATE:
+        if self.state == _REPLICATE:
             return self.inflights.full()
         return True
 

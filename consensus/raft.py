@@ -75,6 +75,31 @@ _INT_FIELDS = ("term", "log_term", "index", "commit", "reject_hint", "snap_offse
 MT = MessageType
 
 
+# Enum members as module constants: attribute lookups on an Enum class cost
+# more than a global load, and these are read on every message.
+_APP = MT.APP
+_APP_RESP = MT.APP_RESP
+_FORWARD_PROP = MT.FORWARD_PROP
+_HEARTBEAT = MT.HEARTBEAT
+_HEARTBEAT_RESP = MT.HEARTBEAT_RESP
+_PRE_VOTE = MT.PRE_VOTE
+_PRE_VOTE_RESP = MT.PRE_VOTE_RESP
+_READ_INDEX = MT.READ_INDEX
+_READ_INDEX_RESP = MT.READ_INDEX_RESP
+_SNAP = MT.SNAP
+_TIMEOUT_NOW = MT.TIMEOUT_NOW
+_TRANSFER_LEADER = MT.TRANSFER_LEADER
+_VOTE = MT.VOTE
+_VOTE_RESP = MT.VOTE_RESP
+_ROLE_CANDIDATE = StateRole.CANDIDATE
+_ROLE_FOLLOWER = StateRole.FOLLOWER
+_ROLE_LEADER = StateRole.LEADER
+_ROLE_PRE_CANDIDATE = StateRole.PRE_CANDIDATE
+_PR_PROBE = ProgressState.PROBE
+_PR_REPLICATE = ProgressState.REPLICATE
+_PR_SNAPSHOT = ProgressState.SNAPSHOT
+
+
 class ConfigError(RaftError, ValueError):
     """A Config that cannot work (e.g. lease reads without check_quorum)."""
 
@@ -160,7 +185,7 @@ class RaftNode:
         self.term = 0
         self.vote = NONE
         self.lead = NONE
-        self.role = StateRole.FOLLOWER
+        self.role = _ROLE_FOLLOWER
         self.election_timeout = config.election_ticks
         self.heartbeat_timeout = config.heartbeat_ticks
         self.randomized_election_timeout = self.election_timeout
@@ -223,7 +248,7 @@ class RaftNode:
 
     @property
     def is_leader(self) -> bool:
-        return self.role == StateRole.LEADER
+        return self.role == _ROLE_LEADER
 
     def promotable(self) -> bool:
         """May this node campaign?  Only voters (etcd promotable)."""
@@ -231,7 +256,7 @@ class RaftNode:
 
     def status(self) -> Status:
         progress = {}
-        if self.role == StateRole.LEADER:
+        if self.role == _ROLE_LEADER:
             progress = {nid: (pr.state.name, pr.match, pr.next) for nid, pr in sorted(self.progress.items())}
         return Status(
             self.id, self.term, self.vote, self.log.committed, self.log.applied, self.log.last_index(),
@@ -319,35 +344,35 @@ class RaftNode:
         self._tick = self._tick_election
         self._reset(term)
         self.lead = lead
-        self.role = StateRole.FOLLOWER
+        self.role = _ROLE_FOLLOWER
 
     def _become_pre_candidate(self) -> None:
-        if self.role == StateRole.LEADER:
+        if self.role == _ROLE_LEADER:
             raise InvariantViolation(f"leader cannot become pre-candidate; {self.describe()}")
         # PreVote does not bump the term or change the vote (thesis 9.6).
         self._step = self._step_candidate
         self._tick = self._tick_election
         self.votes = {}
         self.lead = NONE
-        self.role = StateRole.PRE_CANDIDATE
+        self.role = _ROLE_PRE_CANDIDATE
 
     def _become_candidate(self) -> None:
-        if self.role == StateRole.LEADER:
+        if self.role == _ROLE_LEADER:
             raise InvariantViolation(f"leader cannot become candidate; {self.describe()}")
         self._step = self._step_candidate
         self._tick = self._tick_election
         self._reset(self.term + 1)
         self.vote = self.id
-        self.role = StateRole.CANDIDATE
+        self.role = _ROLE_CANDIDATE
 
     def _become_leader(self) -> None:
-        if self.role == StateRole.FOLLOWER:
+        if self.role == _ROLE_FOLLOWER:
             raise InvariantViolation(f"follower cannot become leader directly; {self.describe()}")
         self._step = self._step_leader
         self._tick = self._tick_heartbeat
         self._reset(self.term)
         self.lead = self.id
-        self.role = StateRole.LEADER
+        self.role = _ROLE_LEADER
         self.leader_since_tick = self.ticks
         own = self.progress.get(self.id)
         if own is not None:
@@ -392,7 +417,7 @@ class RaftNode:
             if self.lead_transferee != NONE:
                 self.lead_transferee = NONE  # the transfer did not finish in time
         for node_id, pr in self.progress.items():
-            if pr.state == ProgressState.SNAPSHOT and node_id != self.id:
+            if pr.state == _PR_SNAPSHOT and node_id != self.id:
                 pr.snapshot_elapsed_ticks += 1
                 if pr.snapshot_elapsed_ticks >= self.snapshot_timeout_ticks:
                     pr.become_probe()  # snapshot presumed lost; retry
@@ -426,7 +451,7 @@ class RaftNode:
         return any(entry.type == EntryType.CONF_CHANGE for entry in pending)
 
     def _hup(self, transfer: bool) -> None:
-        if self.role == StateRole.LEADER or not self.promotable():
+        if self.role == _ROLE_LEADER or not self.promotable():
             return
         if self._has_unapplied_conf_change():
             return  # etcd: do not campaign with a membership that is about to change
@@ -438,11 +463,11 @@ class RaftNode:
     def _campaign(self, pre_vote: bool, transfer: bool) -> None:
         if pre_vote:
             self._become_pre_candidate()
-            vote_type = MT.PRE_VOTE
+            vote_type = _PRE_VOTE
             term = self.term + 1
         else:
             self._become_candidate()
-            vote_type = MT.VOTE
+            vote_type = _VOTE
             term = self.term
         if self._poll(self.id, True) == VoteResult.WON:
             # Single voter: won at once.
@@ -491,11 +516,11 @@ class RaftNode:
             raise MalformedMessage(f"{m.type.name} from {m.frm}: context/entries/reject of the wrong type")
         if m.term < 0 or m.index < 0 or m.log_term < 0 or m.commit < 0 or m.reject_hint < 0 or m.snap_offset < 0:
             raise MalformedMessage(f"{m.type.name} from {m.frm} has a negative field")
-        if m.log_term > m.term and m.type in (MT.APP, MT.VOTE, MT.PRE_VOTE):
+        if m.log_term > m.term and m.type in (_APP, _VOTE, _PRE_VOTE):
             # PRE_VOTE carries term+1 so log_term <= term still holds.
             raise MalformedMessage(f"{m.type.name} from {m.frm}: log_term {m.log_term} > term {m.term}")
         if m.entries:
-            if m.type != MT.APP:
+            if m.type != _APP:
                 raise MalformedMessage(f"{m.type.name} from {m.frm} carries entries")
             expected = m.index + 1
             for entry in m.entries:
@@ -506,7 +531,7 @@ class RaftNode:
                 if not isinstance(entry.data, (bytes, bytearray)) or not isinstance(entry.type, EntryType):
                     raise MalformedMessage(f"APP from {m.frm}: entry {entry.index} is malformed")
                 expected += 1
-        if m.type == MT.SNAP:
+        if m.type == _SNAP:
             snap = m.snapshot
             if (
                 not isinstance(snap, Snapshot)
@@ -524,14 +549,14 @@ class RaftNode:
                 raise MalformedMessage(f"SNAP from {m.frm}: snapshot term beyond message term")
         elif m.snapshot is not None:
             raise MalformedMessage(f"{m.type.name} from {m.frm} carries a snapshot")
-        if m.type in (MT.APP, MT.HEARTBEAT, MT.SNAP, MT.VOTE, MT.PRE_VOTE, MT.TIMEOUT_NOW) and m.term == 0:
+        if m.type in (_APP, _HEARTBEAT, _SNAP, _VOTE, _PRE_VOTE, _TIMEOUT_NOW) and m.term == 0:
             raise MalformedMessage(f"{m.type.name} from {m.frm} without a term")
 
     def _step_any(self, m: Message) -> None:
         if m.term == 0:
             pass  # term-less requests (READ_INDEX, TRANSFER_LEADER, FORWARD_PROP)
         elif m.term > self.term:
-            if m.type in (MT.VOTE, MT.PRE_VOTE):
+            if m.type in (_VOTE, _PRE_VOTE):
                 force = m.context == TRANSFER_CONTEXT
                 in_lease = (
                     self.config.check_quorum and self.lead != NONE and self.election_elapsed < self.election_timeout
@@ -540,33 +565,33 @@ class RaftNode:
                     # We heard from a live leader within the minimum election
                     # timeout: ignore a disruptive candidate (thesis 4.2.3).
                     return
-            if m.type == MT.PRE_VOTE:
+            if m.type == _PRE_VOTE:
                 pass  # never change term for a pre-vote
-            elif m.type == MT.PRE_VOTE_RESP and not m.reject:
+            elif m.type == _PRE_VOTE_RESP and not m.reject:
                 pass  # granted pre-votes carry the future term; bumped on winning
-            elif m.type in (MT.APP, MT.HEARTBEAT, MT.SNAP):
+            elif m.type in (_APP, _HEARTBEAT, _SNAP):
                 self._become_follower(m.term, m.frm)
             else:
                 self._become_follower(m.term, NONE)
         elif m.term < self.term:
-            if (self.config.check_quorum or self.config.pre_vote) and m.type in (MT.HEARTBEAT, MT.APP):
+            if (self.config.check_quorum or self.config.pre_vote) and m.type in (_HEARTBEAT, _APP):
                 # Tell a stale leader about the new term so it steps down; with
                 # check_quorum/pre_vote we would otherwise ignore it silently.
-                self._send(Message(MT.APP_RESP, m.frm, self.id, self.term))
-            elif m.type == MT.PRE_VOTE:
-                self._send(Message(MT.PRE_VOTE_RESP, m.frm, self.id, self.term, reject=True))
+                self._send(Message(_APP_RESP, m.frm, self.id, self.term))
+            elif m.type == _PRE_VOTE:
+                self._send(Message(_PRE_VOTE_RESP, m.frm, self.id, self.term, reject=True))
             return
 
-        if m.type in (MT.VOTE, MT.PRE_VOTE):
+        if m.type in (_VOTE, _PRE_VOTE):
             can_vote = (
                 self.vote == m.frm
                 or (self.vote == NONE and self.lead == NONE)
-                or (m.type == MT.PRE_VOTE and m.term > self.term)
+                or (m.type == _PRE_VOTE and m.term > self.term)
             )
-            resp = MT.VOTE_RESP if m.type == MT.VOTE else MT.PRE_VOTE_RESP
+            resp = _VOTE_RESP if m.type == _VOTE else _PRE_VOTE_RESP
             if can_vote and self.log.is_up_to_date(m.index, m.log_term):
                 self._send(Message(resp, m.frm, self.id, m.term))
-                if m.type == MT.VOTE:
+                if m.type == _VOTE:
                     self.election_elapsed = 0
                     self.vote = m.frm
             else:
@@ -577,10 +602,10 @@ class RaftNode:
     # -------------------------------------------------------- leader handlers
     def _step_leader(self, m: Message) -> None:
         t = m.type
-        if t == MT.READ_INDEX:
+        if t == _READ_INDEX:
             self._leader_read_index(m)
             return
-        if t == MT.FORWARD_PROP:
+        if t == _FORWARD_PROP:
             for entry in m.entries:
                 try:
                     self.propose(entry.data)
@@ -590,40 +615,40 @@ class RaftNode:
         pr = self.progress.get(m.frm)
         if pr is None:
             return  # not a member (any more)
-        if t == MT.APP_RESP:
+        if t == _APP_RESP:
             self._mark_active(pr)
             if m.reject:
                 next_probe = m.reject_hint
                 if m.log_term > 0:
                     next_probe, _ = self.log.find_conflict_by_term(m.reject_hint, m.log_term)
                 if pr.maybe_decr_to(m.index, next_probe):
-                    if pr.state == ProgressState.REPLICATE:
+                    if pr.state == _PR_REPLICATE:
                         pr.become_probe()
                     self._send_append(m.frm, pr)
                 return
             old_paused = pr.is_paused()
             if pr.maybe_update(m.index):
-                if pr.state == ProgressState.PROBE:
+                if pr.state == _PR_PROBE:
                     pr.become_replicate()
-                elif pr.state == ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot:
+                elif pr.state == _PR_SNAPSHOT and pr.match >= pr.pending_snapshot:
                     pr.become_probe()
                     pr.become_replicate()
-                elif pr.state == ProgressState.REPLICATE:
+                elif pr.state == _PR_REPLICATE:
                     pr.inflights.free_le(m.index)
                 if self._maybe_commit():
                     self._bcast_append()
                 elif old_paused:
                     self._send_append(m.frm, pr)
                 # Stream what is left within the flow-control window.
-                while pr.state == ProgressState.REPLICATE and self._send_append(m.frm, pr, send_if_empty=False):
+                while pr.state == _PR_REPLICATE and self._send_append(m.frm, pr, send_if_empty=False):
                     pass
                 if m.frm == self.lead_transferee and pr.match == self.log.last_index():
-                    self._send(Message(MT.TIMEOUT_NOW, m.frm, self.id, self.term))
+                    self._send(Message(_TIMEOUT_NOW, m.frm, self.id, self.term))
             return
-        if t == MT.HEARTBEAT_RESP:
+        if t == _HEARTBEAT_RESP:
             self._mark_active(pr)
             pr.msg_app_flow_paused = False
-            if pr.match < self.log.last_index() or pr.state == ProgressState.PROBE:
+            if pr.match < self.log.last_index() or pr.state == _PR_PROBE:
                 self._send_append(m.frm, pr)
             if self.config.read_only_option != ReadOnlyOption.SAFE or not m.context:
                 return
@@ -633,7 +658,7 @@ class RaftNode:
             for status in self.read_only.advance(m.context):
                 self._respond_read_index(status.request, status.index)
             return
-        if t == MT.TRANSFER_LEADER:
+        if t == _TRANSFER_LEADER:
             self._leader_transfer(m.frm)
             return
         # VOTE_RESP, stale responses and anything else: nothing to do.
@@ -655,7 +680,7 @@ class RaftNode:
         self.election_elapsed = 0  # the transfer must finish within one election timeout
         self.lead_transferee = target
         if pr.match == self.log.last_index():
-            self._send(Message(MT.TIMEOUT_NOW, target, self.id, self.term))
+            self._send(Message(_TIMEOUT_NOW, target, self.id, self.term))
         else:
             self._send_append(target, pr)
 
@@ -687,7 +712,7 @@ class RaftNode:
         if request.frm in (NONE, self.id):
             self.read_states.append(ReadState(index, request.context))
         else:
-            self._send(Message(MT.READ_INDEX_RESP, request.frm, self.id, self.term, index=index, context=request.context))
+            self._send(Message(_READ_INDEX_RESP, request.frm, self.id, self.term, index=index, context=request.context))
 
     def _release_pending_read_index(self) -> None:
         if not self.pending_read_index_messages or not self._committed_entry_in_current_term():
@@ -729,7 +754,7 @@ class RaftNode:
         for entry in entries:
             size += 16 + len(entry.data)
         self._send(
-            Message(MT.APP, to, self.id, self.term, prev_term, prev_index, tuple(entries), self.log.committed)
+            Message(_APP, to, self.id, self.term, prev_term, prev_index, tuple(entries), self.log.committed)
         )
         pr.sent_entries(len(entries), size)
         return True
@@ -752,7 +777,7 @@ class RaftNode:
             done = offset + chunk >= len(data)
             self._send(
                 Message(
-                    MT.SNAP, to, self.id, self.term,
+                    _SNAP, to, self.id, self.term,
                     snapshot=Snapshot(snapshot.metadata, part), snap_offset=offset, snap_done=done,
                 )
             )
@@ -772,7 +797,7 @@ class RaftNode:
             if node_id == self.id:
                 continue
             # Never tell a follower to commit beyond what it is known to hold.
-            self._send(Message(MT.HEARTBEAT, node_id, self.id, self.term, commit=min(pr.match, committed), context=context))
+            self._send(Message(_HEARTBEAT, node_id, self.id, self.term, commit=min(pr.match, committed), context=context))
 
     def _append_entries(self, entries: list[Entry]) -> None:
         self.log.append(entries)
@@ -781,21 +806,21 @@ class RaftNode:
     # ----------------------------------------------------- candidate handlers
     def _step_candidate(self, m: Message) -> None:
         t = m.type
-        if t == MT.APP:
+        if t == _APP:
             self._become_follower(m.term, m.frm)
             self._handle_append(m)
-        elif t == MT.HEARTBEAT:
+        elif t == _HEARTBEAT:
             self._become_follower(m.term, m.frm)
             self._handle_heartbeat(m)
-        elif t == MT.SNAP:
+        elif t == _SNAP:
             self._become_follower(m.term, m.frm)
             self._handle_snapshot(m)
-        elif (t == MT.PRE_VOTE_RESP and self.role == StateRole.PRE_CANDIDATE) or (
-            t == MT.VOTE_RESP and self.role == StateRole.CANDIDATE
+        elif (t == _PRE_VOTE_RESP and self.role == _ROLE_PRE_CANDIDATE) or (
+            t == _VOTE_RESP and self.role == _ROLE_CANDIDATE
         ):
             result = self._poll(m.frm, not m.reject)
             if result == VoteResult.WON:
-                if self.role == StateRole.PRE_CANDIDATE:
+                if self.role == _ROLE_PRE_CANDIDATE:
                     self._campaign(pre_vote=False, transfer=False)
                 else:
                     self._become_leader()
@@ -807,45 +832,45 @@ class RaftNode:
     # ------------------------------------------------------ follower handlers
     def _step_follower(self, m: Message) -> None:
         t = m.type
-        if t == MT.APP:
+        if t == _APP:
             self.election_elapsed = 0
             self.lead = m.frm
             self._handle_append(m)
-        elif t == MT.HEARTBEAT:
+        elif t == _HEARTBEAT:
             self.election_elapsed = 0
             self.lead = m.frm
             self._handle_heartbeat(m)
-        elif t == MT.SNAP:
+        elif t == _SNAP:
             self.election_elapsed = 0
             self.lead = m.frm
             self._handle_snapshot(m)
-        elif t == MT.TIMEOUT_NOW:
+        elif t == _TIMEOUT_NOW:
             # Leadership transfer (thesis 3.10): campaign now, skipping PreVote.
             self._hup(transfer=True)
-        elif t == MT.READ_INDEX_RESP:
+        elif t == _READ_INDEX_RESP:
             self.read_states.append(ReadState(m.index, m.context))
-        elif t in (MT.READ_INDEX, MT.TRANSFER_LEADER, MT.FORWARD_PROP) and self.lead != NONE:
+        elif t in (_READ_INDEX, _TRANSFER_LEADER, _FORWARD_PROP) and self.lead != NONE:
             # Relay to the leader, keeping the original sender: the leader
             # answers it directly (and TRANSFER_LEADER's sender is the target).
             self._send(Message(t, self.lead, m.frm, 0, entries=m.entries, context=m.context))
 
     def _handle_append(self, m: Message) -> None:
         if m.index < self.log.committed:
-            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=self.log.committed))
+            self._send(Message(_APP_RESP, m.frm, self.id, self.term, index=self.log.committed))
             return
         last_new, ok = self.log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if ok:
-            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=last_new))
+            self._send(Message(_APP_RESP, m.frm, self.id, self.term, index=last_new))
             return
         hint_index = min(m.index, self.log.last_index())
         hint_index, hint_term = self.log.find_conflict_by_term(hint_index, m.log_term)
         self._send(
-            Message(MT.APP_RESP, m.frm, self.id, self.term, hint_term, m.index, reject=True, reject_hint=hint_index)
+            Message(_APP_RESP, m.frm, self.id, self.term, hint_term, m.index, reject=True, reject_hint=hint_index)
         )
 
     def _handle_heartbeat(self, m: Message) -> None:
         self.log.commit_to(min(m.commit, self.log.last_index()))
-        self._send(Message(MT.HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
+        self._send(Message(_HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
 
     def _handle_snapshot(self, m: Message) -> None:
         snap = m.snapshot
@@ -866,15 +891,15 @@ class RaftNode:
         self.incoming_snapshot = None
         full = Snapshot(meta, bytes(buffer))
         if self._restore(full):
-            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=self.log.last_index()))
+            self._send(Message(_APP_RESP, m.frm, self.id, self.term, index=self.log.last_index()))
         else:
-            self._send(Message(MT.APP_RESP, m.frm, self.id, self.term, index=self.log.committed))
+            self._send(Message(_APP_RESP, m.frm, self.id, self.term, index=self.log.committed))
 
     def _restore(self, snapshot: Snapshot) -> bool:
         meta = snapshot.metadata
         if meta.index <= self.log.committed:
             return False
-        if self.role != StateRole.FOLLOWER:
+        if self.role != _ROLE_FOLLOWER:
             raise InvariantViolation(f"restoring a snapshot while {self.role.name}; {self.describe()}")
         cs = meta.conf_state
         if self.id not in cs.voters and self.id not in cs.learners:
@@ -896,7 +921,7 @@ class RaftNode:
         return self._propose_entry(EntryType.NORMAL, bytes(data))
 
     def _propose_entry(self, entry_type: EntryType, data: bytes) -> int:
-        if self.role != StateRole.LEADER:
+        if self.role != _ROLE_LEADER:
             raise NotLeader(self.lead or None)
         if self.id not in self.progress:
             raise ProposalDropped("this node is no longer a member")
@@ -916,7 +941,7 @@ class RaftNode:
         """Propose one membership change (see consensus/confchange.py); it takes
         effect when the application applies the entry and calls
         ``apply_conf_change``.  Returns the entry index."""
-        if self.role != StateRole.LEADER:
+        if self.role != _ROLE_LEADER:
             raise NotLeader(self.lead or None)
         if self.pending_conf_index > self.log.applied:
             raise ProposalDropped(
@@ -943,7 +968,7 @@ class RaftNode:
         voters, learners = confchange.apply(change, self.voters, self.learners)
         self.voters, self.learners = voters, learners
         self._sync_progress()
-        if self.role == StateRole.LEADER:
+        if self.role == _ROLE_LEADER:
             if self.id not in self.voters:
                 # Removed or demoted: step down (thesis 4.2.2); a remaining
                 # voter times out and takes over.
@@ -958,7 +983,7 @@ class RaftNode:
                         if node_id != self.id:
                             # Probe new members at once (match 0); others only if behind.
                             self._send_append(node_id, pr, send_if_empty=pr.match == 0)
-        elif self.role in (StateRole.CANDIDATE, StateRole.PRE_CANDIDATE) and self.id not in self.voters:
+        elif self.role in (_ROLE_CANDIDATE, _ROLE_PRE_CANDIDATE) and self.id not in self.voters:
             self._become_follower(self.term, NONE)
         return self.conf_state()
 
@@ -973,10 +998,10 @@ class RaftNode:
             # PLANTED BUG (tests only): serve from the local commit index.
             self.read_states.append(ReadState(self.log.committed, context))
             return
-        if self.role == StateRole.LEADER:
-            self._leader_read_index(Message(MT.READ_INDEX, self.id, NONE, 0, context=context))
+        if self.role == _ROLE_LEADER:
+            self._leader_read_index(Message(_READ_INDEX, self.id, NONE, 0, context=context))
         elif self.lead != NONE:
-            self._send(Message(MT.READ_INDEX, self.lead, self.id, 0, context=context))
+            self._send(Message(_READ_INDEX, self.lead, self.id, 0, context=context))
         else:
             raise NotLeader(None, "no leader known to confirm the read; retry later")
 
@@ -984,11 +1009,11 @@ class RaftNode:
         """Hand leadership to voter ``target`` (thesis 3.10): the leader
         catches it up, then sends TIMEOUT_NOW.  Proposals are dropped
         meanwhile; the transfer is abandoned after one election timeout."""
-        if self.role == StateRole.LEADER:
+        if self.role == _ROLE_LEADER:
             self._leader_transfer(target)
         elif self.lead != NONE:
             # etcd convention: TRANSFER_LEADER's sender field names the transferee.
-            self._send(Message(MT.TRANSFER_LEADER, self.lead, target, 0))
+            self._send(Message(_TRANSFER_LEADER, self.lead, target, 0))
         else:
             raise NotLeader(None, "no leader known to transfer leadership from")
 
@@ -999,7 +1024,7 @@ class RaftNode:
     def report_snapshot(self, node_id: NodeId, failed: bool) -> None:
         """Driver feedback on a snapshot transfer (etcd ReportSnapshot)."""
         pr = self.progress.get(node_id)
-        if self.role != StateRole.LEADER or pr is None or pr.state != ProgressState.SNAPSHOT:
+        if self.role != _ROLE_LEADER or pr is None or pr.state != _PR_SNAPSHOT:
             return
         if failed:
             pr.pending_snapshot = 0
@@ -1008,7 +1033,7 @@ class RaftNode:
 
     def report_unreachable(self, node_id: NodeId) -> None:
         pr = self.progress.get(node_id)
-        if self.role == StateRole.LEADER and pr is not None and pr.state == ProgressState.REPLICATE:
+        if self.role == _ROLE_LEADER and pr is not None and pr.state == _PR_REPLICATE:
             pr.become_probe()
 
     def force_new_cluster(self) -> None:
@@ -1075,7 +1100,7 @@ class RaftNode:
             hard = HardState(self.term, self.vote, log.committed)
             self._prev_hard = hard
         committed = log.next_committed_entries(self.config.max_committed_size_per_ready_bytes)
-        if committed and self.role == StateRole.LEADER and self.uncommitted_bytes:
+        if committed and self.role == _ROLE_LEADER and self.uncommitted_bytes:
             released = sum(len(entry.data) for entry in committed)
             self.uncommitted_bytes = max(0, self.uncommitted_bytes - released)
         rd = Ready(
@@ -1111,7 +1136,7 @@ class RaftNode:
         if rd.entries:
             last = rd.entries[-1]
             log.stable_to(last.index, last.term)
-            if self.role == StateRole.LEADER:
+            if self.role == _ROLE_LEADER:
                 own = self.progress.get(self.id)
                 if own is not None and own.maybe_update(min(last.index, log.persisted_last_index())):
                     if self._maybe_commit():

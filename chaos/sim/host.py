@@ -22,6 +22,8 @@ from chaos.sim.client import FAIL, OK, ClientOp, DeferredCall
 from chaos.sim.disk import SimDisk
 from chaos.sim.rng import derive_rng
 
+_LEADER = StateRole.LEADER
+
 if TYPE_CHECKING:
     from chaos.sim.simulation import Simulation
 
@@ -63,7 +65,7 @@ class ManagerHost:
 
     @property
     def is_leader(self) -> bool:
-        return self.raft is not None and self.raft.role == StateRole.LEADER
+        return self.raft is not None and self.raft.role is _LEADER
 
     @property
     def applied_index(self) -> int:
@@ -154,7 +156,7 @@ class ManagerHost:
         raft.tick()
         proposals = self.app.on_tick(self)
         for data in proposals or ():
-            if raft.role == StateRole.LEADER:
+            if raft.role is _LEADER:
                 try:
                     raft.propose(data)
                 except RaftError:
