@@ -382,6 +382,45 @@ class Balancer:
         """Weight 0: no new flows go to the backend; its tracked flows stay on it."""
         self.set_weight(service_name, backend_name, 0)
 
+    def sync(self, desired: Iterable[tuple[Service, Iterable[Backend]]]) -> None:
+        """Make the configuration exactly ``desired`` (the scheduler's reconcile call).
+
+        Services missing from ``desired`` are removed, new ones added, and each
+        service's backends set (by name, so unchanged backends keep their slot
+        and their tracked flows).  A service whose spec changed (VIP, port,
+        protocol, table size, ...) is removed and added again.  Checked first:
+        on a typed error nothing has changed.
+        """
+        wanted: dict[str, tuple[Service, list[Backend]]] = {}
+        for service, backends in desired:
+            if not isinstance(service, Service):
+                raise BalancerError(
+                    f"sync takes (Service, backends) pairs, got {type(service).__name__}"
+                )
+            if service.name in wanted:
+                raise DuplicateServiceError(f"service {service.name!r} appears twice")
+            wanted[service.name] = (service, list(backends))
+        trial = Balancer(
+            seed=self.seed,
+            conntrack_capacity=1,
+            max_backends=self.max_backends,
+            max_services=self.max_services,
+            implementation="python",
+        )
+        for service, backends in wanted.values():
+            trial.add_service(service, backends)  # raises the typed error, if any
+        for name in [name for name in self._services if name not in wanted]:
+            self.remove_service(name)
+        for name in [
+            name for name, state in self._services.items() if state.service != wanted[name][0]
+        ]:
+            self.remove_service(name)
+        for name, (service, backends) in sorted(wanted.items()):
+            if name in self._services:
+                self.set_backends(name, backends)
+            else:
+                self.add_service(service, backends)
+
     # -- queries ---------------------------------------------------------------------
 
     def services(self) -> list[Service]:

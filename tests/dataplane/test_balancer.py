@@ -446,5 +446,32 @@ def test_memory_is_stated_and_bounded() -> None:
     balancer = Balancer(conntrack_capacity=1024, max_backends=16)
     empty = balancer.memory_bytes
     assert empty == 1024 * 32 + 16 * 6 * 8
-    balancer.add_service(Service("a", "198.18.0.1", 80, table_size=101), [Backend("x", "198.18.1.1", 80)])
+    balancer.add_service(
+        Service("a", "198.18.0.1", 80, table_size=101), [Backend("x", "198.18.1.1", 80)]
+    )
     assert balancer.memory_bytes == empty + 101 * 4
+
+
+def test_sync_reconciles_to_the_desired_state_and_keeps_tracked_flows() -> None:
+    balancer = web_balancer("cython", count=4)
+    owners = {port: send(balancer, 5, port, 0x02, 0)[1] for port in range(7000, 7020)}
+    kept = [b for b in balancer.backends("svc0") if b.name != "s0-b3"]
+    dns = Service("dns", "198.18.0.53", 53, protocol="udp")
+    balancer.sync(
+        [
+            (service_spec(0, "tcp", 101, "reset", True), kept),
+            (dns, [Backend("d", "198.18.1.99", 53)]),
+        ]
+    )
+    assert [s.name for s in balancer.services()] == ["dns", "svc0"]
+    assert {b.name for b in balancer.backends("svc0")} == {"s0-b0", "s0-b1", "s0-b2"}
+    for port, owner in owners.items():
+        verdict, backend = send(balancer, 5, port, 0x10, 1)
+        assert (verdict, backend) == (
+            (VERDICT_RESET, None) if owner == "s0-b3" else (VERDICT_FORWARD, owner)
+        )
+    with pytest.raises(EndpointConflictError):
+        balancer.sync([(dns, [Backend("d", "198.18.1.99", 53), Backend("e", "198.18.1.99", 53)])])
+    assert [s.name for s in balancer.services()] == ["dns", "svc0"]  # unchanged on error
+    balancer.sync([(Service("dns", "198.18.0.54", 53, protocol="udp"), [])])
+    assert [(s.name, s.vip) for s in balancer.services()] == [("dns", "198.18.0.54")]
