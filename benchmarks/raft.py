@@ -364,7 +364,7 @@ class BenchCluster:
         finally:
             writer.close()
 
-    async def leader(self, timeout_s: float = 20.0) -> int:
+    async def leader(self, timeout_s: float = 15.0) -> int:
         """The node that says it leads and has committed a write."""
         from consensus.kv import KvOp, encode_command
 
@@ -388,7 +388,7 @@ class BenchCluster:
                     raise RuntimeError(f"{self.system}: node {node} not up within {timeout_s} s")
                 await asyncio.sleep(0.05)
 
-    async def failover_s(self, timeout_s: float = 15.0) -> float:
+    async def failover_s(self, timeout_s: float = 10.0) -> float:
         """SIGKILL the leader; seconds until a put commits on a survivor."""
         from consensus.kv import KvOp, encode_command
 
@@ -400,21 +400,25 @@ class BenchCluster:
         committed = asyncio.get_running_loop().create_future()
 
         async def probe(reader, writer) -> None:
-            tag = 0
-            while not committed.done():
-                tag += 1
-                payload = msgpack.packb([tag, 0, body], use_bin_type=True)
-                writer.write(len(payload).to_bytes(4, "big") + payload)
-                try:
+            # Pipelined: a new put every 5 ms whatever happened to the last
+            # (a request forwarded to the dead leader may never be answered).
+            async def read_answers() -> None:
+                while not committed.done():
                     header = await reader.readexactly(4)
                     _tag, status, _result = msgpack.unpackb(await reader.readexactly(int.from_bytes(header, "big")))
-                except (OSError, asyncio.IncompleteReadError):
-                    return
-                if status == OK:
-                    if not committed.done():
+                    if status == OK and not committed.done():
                         committed.set_result(time.monotonic())
-                    return
-                await asyncio.sleep(0.002)
+
+            reading = asyncio.create_task(read_answers())
+            tag = 0
+            try:
+                while not committed.done() and not reading.done():
+                    tag += 1
+                    payload = msgpack.packb([tag, 0, body], use_bin_type=True)
+                    writer.write(len(payload).to_bytes(4, "big") + payload)
+                    await asyncio.sleep(0.005)
+            finally:
+                reading.cancel()
 
         self.kill(leader)
         start = time.monotonic()
