@@ -25,7 +25,7 @@ steps_strategy = st.lists(
         a=st.integers(0, 63),
         b=st.integers(0, 63),
     ),
-    max_size=20,
+    max_size=30,
 )
 
 
