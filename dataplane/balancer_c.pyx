@@ -197,13 +197,13 @@ cdef class Kernel:
         cdef int32_t target
         cdef uint32_t vip, vip_port, home, line
         cdef parsed_frame* p
+        counters[C_PACKETS] += <uint64_t>count
         base = 0
         while base < count:
             chunk = min(<Py_ssize_t>CHUNK_PACKETS, count - base)
             for position in range(chunk):
                 packet = base + position
                 kinds[position] = KIND_DONE
-                counters[C_PACKETS] += 1
                 if <uint64_t>offsets[packet] + lengths[packet] > <uint64_t>buffer_bytes:
                     verdicts[packet] = VERDICT_DROP
                     counters[C_DROP_BAD_SLOT] += 1
