@@ -475,3 +475,32 @@ def test_sync_reconciles_to_the_desired_state_and_keeps_tracked_flows() -> None:
     assert [s.name for s in balancer.services()] == ["dns", "svc0"]  # unchanged on error
     balancer.sync([(Service("dns", "198.18.0.54", 53, protocol="udp"), [])])
     assert [(s.name, s.vip) for s in balancer.services()] == [("dns", "198.18.0.54")]
+
+
+@pytest.mark.parametrize("implementation", ["cython", "python"])
+@pytest.mark.parametrize(
+    ("flags", "timeout"),
+    [
+        ([0x02], TIMEOUTS.syn_sent_ns),
+        ([0x02, 0x10], TIMEOUTS.established_ns),
+        ([0x02, 0x10, 0x11], TIMEOUTS.fin_wait_ns),
+        ([0x02, 0x10, 0x04], TIMEOUTS.closed_ns),
+    ],
+)
+def test_balancer_entries_expire_on_the_injected_clock(
+    implementation: str, flags: list, timeout: int
+) -> None:
+    balancer = web_balancer(implementation)
+    start = 10_000
+    for flag in flags:
+        send(balancer, 4, 4444, flag, start)
+    probe = 0x12 if flags == [0x02] else 0x10  # keeps the state (SYN_SENT stays on SYN+ACK)
+    before = balancer.counters
+    send(balancer, 4, 4444, probe, start + timeout - 1)
+    assert balancer.counters["forward_tracked"] == before["forward_tracked"] + 1
+    send(balancer, 4, 4444, probe, start + 2 * timeout - 2)  # re-armed by the previous packet
+    assert balancer.counters["forward_tracked"] == before["forward_tracked"] + 2
+    send(balancer, 4, 4444, probe, start + 3 * timeout - 2)  # exactly one timeout of silence
+    counters = balancer.counters
+    assert counters["forward_new"] == before["forward_new"] + 1
+    assert counters["conntrack_expired"] == before["conntrack_expired"] + 1
