@@ -177,6 +177,8 @@ cdef void encap_loop(uint8_t* buffer, uint32_t* offsets, uint32_t* lengths, Py_s
     # and the destination address is left out when it comes per packet.
     ip_partial = ck.ones_sum16(template + 14, 16)  # up to the destination address
     pseudo_partial = (src_ip >> 16) + (src_ip & 0xFFFF) + 17
+    # UDP destination port and the 8-byte VXLAN header: the same in every packet.
+    cdef uint64_t constant_header_sum = ck.load_be16(template + 36) + ck.ones_sum16(template + 42, 8)
     if dst_ips == NULL:
         dst_ip = ck.load_be32(template + 30)
         ip_partial += (dst_ip >> 16) + (dst_ip & 0xFFFF)
@@ -205,7 +207,10 @@ cdef void encap_loop(uint8_t* buffer, uint32_t* offsets, uint32_t* lengths, Py_s
         ck.store_be16(outer + 34, port)
         ck.store_be16(outer + 38, udp_length)
         if udp_checksum:
-            pseudo += udp_length + ck.ones_sum16(outer + 34, udp_length)
+            # Header words come from registers and the template (no re-read of the bytes just
+            # stored); only the inner frame is summed from memory.  It starts 16 bytes (even)
+            # into the UDP datagram, so its sum combines directly (RFC 1071).
+            pseudo += udp_length + udp_length + port + constant_header_sum + ck.ones_sum16(inner, length)
             port = ck.checksum_finish(pseudo)
             # RFC 768: a computed zero is sent as all ones (zero means "no checksum").
             ck.store_be16(outer + 40, port if port != 0 else 0xFFFF)
@@ -275,6 +280,7 @@ cdef void encap_loop_ipv6(uint8_t* buffer, uint32_t* offsets, uint32_t* lengths,
     cdef uint64_t state, pseudo_partial, pseudo
     # RFC 8200 s.8.1 pseudo-header: source, destination, upper-layer length, next header.
     pseudo_partial = ck.ones_sum16(template + 22, 16) + 17
+    cdef uint64_t constant_header_sum = ck.load_be16(template + 56) + ck.ones_sum16(template + 62, 8)
     if dst_ips == NULL:
         pseudo_partial += ck.ones_sum16(template + 38, 16)
     for index in range(count):
@@ -299,7 +305,8 @@ cdef void encap_loop_ipv6(uint8_t* buffer, uint32_t* offsets, uint32_t* lengths,
         ck.store_be16(outer + 54, 0xC000 | <uint32_t>(state >> 50))
         ck.store_be16(outer + 58, udp_length)
         if udp_checksum:
-            pseudo += udp_length + ck.ones_sum16(outer + 54, udp_length)
+            pseudo += (udp_length + udp_length + (0xC000 | <uint32_t>(state >> 50)) + constant_header_sum
+                       + ck.ones_sum16(inner, length))
             value = ck.checksum_finish(pseudo)
             ck.store_be16(outer + 60, value if value != 0 else 0xFFFF)
         offsets[index] -= HEADER_BYTES_IPV6
