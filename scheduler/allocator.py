@@ -123,7 +123,10 @@ class Allocator(Component):
             kind = event.kind
             if kind == "task":
                 task = event.obj
-                if event.action == "delete" or task.status.state >= TaskState.COMPLETE:
+                state = task.status.state
+                if not task.networks and state != TaskState.NEW and task.id not in self.new_tasks:
+                    continue   # nothing held, nothing to allocate: the common case at scale
+                if event.action == "delete" or state >= TaskState.COMPLETE:
                     self._free_task(task.id)
                     self.new_tasks.pop(task.id, None)
                 else:

@@ -80,6 +80,8 @@ class Dispatcher(Component):
         for event in events:
             if event.kind == "task":
                 task, old = event.obj, event.old
+                if task.status.state < TaskState.ASSIGNED and (old is None or old.node_id == task.node_id):
+                    continue   # not yet the node's business (agents only see ASSIGNED and later)
                 if task.node_id:
                     self.dirty_nodes.add(task.node_id)
                 if old is not None and old.node_id and old.node_id != task.node_id:

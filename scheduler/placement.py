@@ -64,6 +64,25 @@ class NodeInfo:
         for port in task.host_ports:
             self.host_ports[port] = self.host_ports.get(port, 0) + 1
 
+    def add_group(self, tasks: list[Task]) -> None:
+        """add_task for many identical tasks (same service, template, ports)
+        not yet on this node: one counter update for the lot."""
+        if not tasks:
+            return
+        known = self.tasks
+        before = len(known)
+        known.update({task.id: task for task in tasks})
+        added = len(known) - before
+        assert added == len(tasks), f"node {self.node.id}: group tasks already counted"
+        first = tasks[0]
+        self.by_service[first.service_id] = self.by_service.get(first.service_id, 0) + added
+        self.total += added
+        reservations = first.template.reservations
+        self.cpu_reserved += reservations.nano_cpus * added
+        self.memory_reserved += reservations.memory_bytes * added
+        for port in first.host_ports:
+            self.host_ports[port] = self.host_ports.get(port, 0) + added
+
     def remove_task(self, task_id: str) -> None:
         task = self.tasks.pop(task_id, None)
         if task is None:
@@ -239,9 +258,14 @@ class Pipeline:
 
 @dataclass(frozen=True, slots=True)
 class GroupResult:
-    assignments: list            # [(task, node_id)]
+    placements: list             # [(NodeInfo, [task, ...])] - tasks given to each node
     unplaced: list               # [task]
     explanation: str = ""
+
+    @property
+    def assignments(self) -> list:
+        """[(task, node id)], one per placed task."""
+        return [(task, info.node.id) for info, tasks in self.placements for task in tasks]
 
 
 def group_capacity(info: NodeInfo, task: Task) -> int:
@@ -271,13 +295,12 @@ def schedule_group(tasks: list[Task], infos: list[NodeInfo], pipeline: Pipeline,
     preferences = parse_preferences(first.template.placement.preferences)
     counts = _distribute(eligible, capacities, len(tasks), preferences, service_id, now_ticks,
                          failure_window_ticks, failures_max)
-    assignments = []
+    placements = []
     position = 0
     for info, count in zip(eligible, counts):
-        node_id = info.node.id
-        for task in tasks[position:position + count]:
-            assignments.append((task, node_id))
-        position += count
+        if count:
+            placements.append((info, tasks[position:position + count]))
+            position += count
     unplaced = list(tasks[position:])
     explanation = ""
     if unplaced:
@@ -287,7 +310,7 @@ def schedule_group(tasks: list[Task], infos: list[NodeInfo], pipeline: Pipeline,
             if pipeline.process(info) and group_capacity(info, first) <= given.get(id(info), 0):
                 pipeline.failures[_full_reason(info, first)] += 1
         explanation = pipeline.explain()
-    return GroupResult(assignments, unplaced, explanation)
+    return GroupResult(placements, unplaced, explanation)
 
 
 def _full_reason(info: NodeInfo, task: Task) -> int:

@@ -18,6 +18,10 @@ from scheduler.store import Event, PatchTask, PatchTasks
 ASSIGNED_MESSAGE = "scheduler assigned task to node"
 
 
+def _slot_order(task: Task) -> tuple:
+    return (task.slot, task.id)
+
+
 class Scheduler(Component):
     name = "scheduler"
 
@@ -50,9 +54,18 @@ class Scheduler(Component):
             return
         infos = self.infos
         pending = self.pending
+        running = TaskState.RUNNING
         for event in events:
             if event.kind == "task":
                 task, old = event.obj, event.old
+                # Fast path, the bulk of every big placement: our own decision
+                # PENDING -> ASSIGNED committing (already counted on the node).
+                if old is not None and not old.node_id and task.node_id and \
+                        task.status.state <= running and task.desired_state <= running:
+                    info = infos.get(task.node_id)
+                    if info is not None and task.id in info.tasks:
+                        pending.pop(task.id, None)
+                        continue
                 if old is not None and old.node_id and (event.action == "delete" or not is_active_on_node(task)):
                     info = infos.get(old.node_id)
                     if info is not None and old.id in info.tasks:
@@ -116,14 +129,15 @@ class Scheduler(Component):
             else:
                 self._unplaced(task, self.pipeline.explain(), now, ops)
         for key in sorted(groups, key=lambda k: (k[0], k[1], min(t.id for t in groups[k]))):
-            tasks = sorted(groups[key], key=lambda t: (t.slot, t.id))
+            tasks = groups[key]
+            tasks.sort(key=_slot_order)
             result = schedule_group(tasks, infos, self.pipeline, now, config.failure_window_ticks,
                                     config.failures_max)
-            infos_by_id = self.infos
             rows = []
-            for task, node_id in result.assignments:
-                infos_by_id[node_id].add_task(task)
-                rows.append((task.id, task.version, node_id, None))
+            for info, placed in result.placements:
+                info.add_group(placed)
+                node_id = info.node.id
+                rows += [(task.id, task.version, node_id, None) for task in placed]
             if rows:
                 ops.append(PatchTasks(tuple(rows), assigned))
             for task in result.unplaced:

@@ -21,7 +21,7 @@ managers (swarmkit's dispatcher ignores such reports too).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, NamedTuple, Optional, Union
 
 from scheduler import codec
 from scheduler.errors import (AlreadyExists, InvalidSpec, MalformedEntry, NotFound, SchedulerError,
@@ -72,6 +72,7 @@ class CreateTasks:
     rows: tuple[tuple[str, int, str], ...]
     timestamp_ticks: int
     host_ports: tuple[tuple[str, int], ...] = ()
+    initial_state: TaskState = TaskState.NEW   # PENDING when there is nothing to allocate
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,16 +128,20 @@ class Transaction:
                             None if op.status is None else codec.encode(op.status),
                             None if op.networks is None else [list(n) for n in op.networks]])
             elif cls is PatchTasks:
+                # Column-wise: msgpack packs and unpacks flat lists of
+                # scalars in C, and decode validates whole columns at once.
+                ids, versions, nodes, networks = zip(*op.rows) if op.rows else ((), (), (), ())
                 ops.append(["P", None if op.status is None else codec.encode(op.status),
                             None if op.desired_state is None else int(op.desired_state),
-                            [[task_id, version, node_id, None if networks is None else [list(n) for n in networks]]
-                             for task_id, version, node_id, networks in op.rows]])
+                            [list(ids), list(versions), list(nodes),
+                             [None if n is None else [list(pair) for pair in n] for n in networks]]])
             elif cls is ReportStatus:
                 ops.append(["r", op.task_id, op.node_id, codec.encode(op.status)])
             elif cls is CreateTasks:
+                columns = [list(column) for column in zip(*op.rows)] if op.rows else [[], [], []]
                 ops.append(["ct", op.service_id, op.spec_version, template_ref(op.template),
-                            int(op.desired_state), [list(r) for r in op.rows], op.timestamp_ticks,
-                            [list(p) for p in op.host_ports]])
+                            int(op.desired_state), columns, op.timestamp_ticks,
+                            [list(p) for p in op.host_ports], int(op.initial_state)])
             elif cls is Create:
                 ops.append(["c", kind_of(op.obj), _encode_object(op.obj, template_ref)])
             elif cls is Update:
@@ -243,6 +248,19 @@ def _int(value: Any) -> int:
     return value
 
 
+def _columns(value: Any, count: int) -> list:
+    if not isinstance(value, list) or len(value) != count or not all(isinstance(c, list) for c in value):
+        raise MalformedEntry(f"expected {count} columns")
+    if len({len(c) for c in value}) > 1:
+        raise MalformedEntry("columns of different lengths")
+    return value
+
+
+def _only(column: list, *types: type) -> bool:
+    """Every item's type is one of ``types`` (checked at C speed)."""
+    return set(map(type, column)) <= set(types)
+
+
 def _decode_op(raw: Any, templates: list) -> Op:
     if not isinstance(raw, list) or not raw:
         raise MalformedEntry("op must be a non-empty list")
@@ -253,25 +271,32 @@ def _decode_op(raw: Any, templates: list) -> Op:
                          None if raw[4] is None else _state(raw[4]),
                          None if raw[5] is None else codec.decode(TaskStatus, raw[5]), networks)
     if tag == "P" and len(raw) == 4:
-        rows = []
-        append = rows.append
-        for task_id, version, node_id, networks in raw[3]:
-            if type(task_id) is not str or type(version) is not int or (node_id is not None and type(node_id) is not str):
-                raise MalformedEntry("patch-tasks: bad row")
-            if networks is not None:
-                networks = tuple((_str(n), _str(a)) for n, a in networks)
-            append((task_id, version, node_id, networks))
-        return PatchTasks(tuple(rows), None if raw[1] is None else codec.decode(TaskStatus, raw[1]),
+        ids, versions, nodes, networks = _columns(raw[3], 4)
+        if not _only(ids, str) or not _only(versions, int) or not _only(nodes, str, type(None)):
+            raise MalformedEntry("patch-tasks: bad column types")
+        if not _only(networks, type(None)):
+            networks = [None if n is None else tuple((_str(a), _str(b)) for a, b in n) for n in networks]
+        return PatchTasks(tuple(zip(ids, versions, nodes, networks)),
+                          None if raw[1] is None else codec.decode(TaskStatus, raw[1]),
                           None if raw[2] is None else _state(raw[2]))
     if tag == "r" and len(raw) == 4:
         return ReportStatus(_str(raw[1]), _str(raw[2]), codec.decode(TaskStatus, raw[3]))
-    if tag == "ct" and len(raw) == 8:
+    if tag == "ct" and len(raw) == 9:
         ref = _int(raw[3])
         if not 0 <= ref < len(templates):
             raise MalformedEntry("create-tasks: bad template reference")
-        rows = tuple((_str(r[0]), _int(r[1]), _str(r[2])) for r in raw[5])
+        ids, slots, nodes = _columns(raw[5], 3)
+        if not _only(ids, str) or not _only(slots, int) or not _only(nodes, str):
+            raise MalformedEntry("create-tasks: bad column types")
+        if slots and min(slots) < 0:
+            raise MalformedEntry("create-tasks: negative slot")
+        rows = tuple(zip(ids, slots, nodes))
         ports = tuple((_str(p[0]), _int(p[1])) for p in raw[7])
-        return CreateTasks(_str(raw[1]), _int(raw[2]), templates[ref], _state(raw[4]), rows, _int(raw[6]), ports)
+        initial = _state(raw[8])
+        if initial not in (TaskState.NEW, TaskState.PENDING):
+            raise MalformedEntry(f"create-tasks: tasks cannot start in {initial.name}")
+        return CreateTasks(_str(raw[1]), _int(raw[2]), templates[ref], _state(raw[4]), rows, _int(raw[6]), ports,
+                           initial)
     if tag == "c" and len(raw) == 3:
         return Create(_decode_object(_str(raw[1]), raw[2], templates))
     if tag == "u" and len(raw) == 4:
@@ -285,8 +310,9 @@ def _decode_op(raw: Any, templates: list) -> Op:
 
 # --------------------------------------------------------------- events
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
+    """A watch event. A NamedTuple rather than a dataclass: 100k of them are
+    built per bulk op and a tuple is the cheapest immutable record."""
     action: str            # "create" | "update" | "delete"
     kind: str
     obj: Any               # the new object (the old one for deletes)
@@ -426,16 +452,31 @@ class Store:
             staged[("task", task.id)] = new
             events.append(Event("update", "task", new, task))
         elif cls is CreateTasks:
-            status = TaskStatus(TaskState.NEW, "created", "", op.timestamp_ticks)
-            history = ((int(TaskState.NEW), op.timestamp_ticks),)
+            status = TaskStatus(op.initial_state, "created" if op.initial_state == TaskState.NEW else
+                                "pending task scheduling", "", op.timestamp_ticks)
+            history = ((int(op.initial_state), op.timestamp_ticks),)
             tasks = self.objects["task"]
+            # One validated prototype; each task is a copy of its __dict__ with
+            # id, slot and node filled in (rows were type-checked on decode).
+            prototype = Task("prototype", op.service_id, 0, "", op.spec_version, op.template, op.desired_state,
+                             status, (), op.host_ports, history, op.timestamp_ticks, index).__dict__
+            new_task = object.__new__
+            append = events.append
+            check_staged = bool(staged)
             for task_id, slot, node_id in op.rows:
-                if ("task", task_id) in staged or task_id in tasks:
-                    raise AlreadyExists(f"task {task_id} already exists")
-                task = Task(task_id, op.service_id, slot, node_id, op.spec_version, op.template, op.desired_state,
-                            status, (), op.host_ports, history, op.timestamp_ticks, index)
-                staged[("task", task_id)] = task
-                events.append(Event("create", "task", task))
+                key = ("task", task_id)
+                if task_id in tasks or (check_staged and key in staged) or not task_id:
+                    raise AlreadyExists(f"task {task_id} already exists") if task_id else \
+                        MalformedEntry("empty task id")
+                task = new_task(Task)
+                values = task.__dict__
+                values.update(prototype)
+                values["id"] = task_id
+                values["slot"] = slot
+                values["node_id"] = node_id
+                staged[key] = task
+                check_staged = True
+                append(Event("create", "task", task))
         elif cls is Create:
             kind = kind_of(op.obj)
             if self._current(staged, kind, op.obj.id) is not None:
@@ -485,11 +526,16 @@ class Store:
         history_entry = None if status is None else ((int(status.state), status.timestamp_ticks),)
         new_task = object.__new__
         append = events.append
+        history_max = TASK_HISTORY_ENTRIES_MAX
+        check_staged = bool(staged)   # first op of a transaction: nothing staged to look through
         for task_id, version, node_id, networks in op.rows:
             key = ("task", task_id)
-            task = staged[key] if key in staged else tasks.get(task_id)
-            if task is None:
-                raise NotFound(f"task {task_id} not found")
+            if check_staged and key in staged:
+                task = staged[key]
+            else:
+                task = tasks.get(task_id)
+                if task is None:
+                    raise NotFound(f"task {task_id} not found")
             if task.version != version:
                 raise VersionConflict(f"task {task_id} is at version {task.version}, expected {version}")
             new = new_task(Task)
@@ -502,11 +548,13 @@ class Store:
                 values["networks"] = networks
             if status is not None:
                 old_state = task.status.state
-                if status.state < old_state:
-                    raise StateRegression(f"task {task_id}: {old_state.name} -> {status.state.name} moves backwards")
-                values["status"] = status
                 if status.state != old_state:
-                    values["history"] = (task.history + history_entry)[-TASK_HISTORY_ENTRIES_MAX:]
+                    if status.state < old_state:
+                        raise StateRegression(f"task {task_id}: {old_state.name} -> {status.state.name} "
+                                              "moves backwards")
+                    history = task.history + history_entry
+                    values["history"] = history if len(history) <= history_max else history[-history_max:]
+                values["status"] = status
             if desired is not None:
                 if desired < task.desired_state:
                     raise StateRegression(f"task {task_id}: desired {task.desired_state.name} -> {desired.name} "
@@ -533,19 +581,41 @@ class Store:
         objects = self.objects
         by_service = self.tasks_by_service
         by_node = self.tasks_by_node
+        tasks = objects["task"]
         for (kind, object_id), new in staged.items():
+            if kind == "task":
+                old = tasks.get(object_id)
+                if new is None:
+                    del tasks[object_id]
+                    service_tasks = by_service[old.service_id]
+                    del service_tasks[object_id]
+                    if not service_tasks:
+                        del by_service[old.service_id]
+                    if old.node_id:
+                        del by_node[old.node_id][object_id]
+                    continue
+                tasks[object_id] = new
+                service_id, node_id = new.service_id, new.node_id
+                if old is None or old.service_id != service_id:
+                    if old is not None:
+                        del by_service[old.service_id][object_id]
+                    service_tasks = by_service.get(service_id)
+                    if service_tasks is None:
+                        service_tasks = by_service[service_id] = {}
+                    service_tasks[object_id] = new
+                else:
+                    by_service[service_id][object_id] = new
+                if old is not None and old.node_id and old.node_id != node_id:
+                    del by_node[old.node_id][object_id]
+                if node_id:
+                    node_tasks = by_node.get(node_id)
+                    if node_tasks is None:
+                        node_tasks = by_node[node_id] = {}
+                    node_tasks[object_id] = new
+                continue
             table = objects[kind]
             old = table.get(object_id)
-            if kind == "task":
-                if old is not None:
-                    by_service[old.service_id].pop(object_id, None)
-                    if old.node_id:
-                        by_node[old.node_id].pop(object_id, None)
-                if new is not None:
-                    by_service.setdefault(new.service_id, {})[object_id] = new
-                    if new.node_id:
-                        by_node.setdefault(new.node_id, {})[object_id] = new
-            elif kind == "service":
+            if kind == "service":
                 if old is not None:
                     self.service_by_name.pop(old.spec.name, None)
                 if new is not None:

@@ -29,7 +29,7 @@ from typing import Iterable, Optional
 from scheduler.component import Component, Context
 from scheduler.model import (FailureAction, Service, ServiceMode, Task, TaskState, UpdateOrder, UpdateState,
                              UpdateStatus, evolve)
-from scheduler.orchestrator import host_ports_of
+from scheduler.orchestrator import host_ports_of, initial_state_of
 from scheduler.restart import next_task_id, slot_key
 from scheduler.store import CreateTasks, Event, PatchTask, Update
 
@@ -53,18 +53,29 @@ class Updater(Component):
         self.dirty: set[str] = set()
         self.wakeups: dict[str, int] = {}
         self.all_dirty = True
+        self.active: set[str] = set()   # services with an update or rollback in progress
 
     def start(self, context: Context) -> None:
         self.runs.clear()
         self.all_dirty = True
+        self.active = {s.id for s in context.store.objects["service"].values()
+                       if s.update_status is not None and s.update_status.state in ACTIVE_STATES}
 
     def on_events(self, events: Iterable[Event]) -> None:
+        active = self.active
         for event in events:
-            if event.kind == "service":
-                self.dirty.add(event.obj.id)
-            elif event.kind == "task" and (event.old is None or event.old.status.state != event.obj.status.state
-                                           or event.action == "delete"):
-                self.dirty.add(event.obj.service_id)
+            kind = event.kind
+            if kind == "task":
+                if event.obj.service_id in active:
+                    self.dirty.add(event.obj.service_id)
+            elif kind == "service":
+                service = event.obj
+                self.dirty.add(service.id)
+                if event.action != "delete" and service.update_status is not None and \
+                        service.update_status.state in ACTIVE_STATES:
+                    active.add(service.id)
+                else:
+                    active.discard(service.id)
 
     def tick(self, context: Context) -> list:
         store = context.store
@@ -184,7 +195,7 @@ class Updater(Component):
             rows.append((next_task_id(service.id, key, store.applied_index), slot, "" if slot else key))
         desired = TaskState.READY if config.order == UpdateOrder.STOP_FIRST else TaskState.RUNNING
         ops.append(CreateTasks(service.id, service.spec_version, service.spec.task, desired, tuple(rows), now,
-                               host_ports_of(service)))
+                               host_ports_of(service), initial_state_of(service)))
 
     @staticmethod
     def _rollback(service: Service, now: int, ops: list, message: str) -> None:
