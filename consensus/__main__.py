@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--client-port", type=_positive_int, required=True, help="TCP port for clients")
     serve.add_argument("--client-host", default="127.0.0.1")
     serve.add_argument("--data-dir", required=True, help="directory for the write-ahead log and snapshots")
+    serve.add_argument("--join", action="store_true", help="join a running cluster: start outside the membership and wait to be added (add-learner, then promote)")
     serve.add_argument("--no-fsync", action="store_true", help="do not fsync (benchmarks only: a machine crash may lose acknowledged writes)")
     serve.add_argument("--tick-ms", type=_positive_float, default=10.0)
     serve.add_argument("--election-ticks", type=_positive_int, default=15)
@@ -63,12 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     client = commands.add_parser("client", help="one key-value or admin request")
     client.add_argument("--servers", type=_node_addresses, required=True, help="id=host:port of the servers' client ports")
     client.add_argument("--timeout-s", type=_positive_float, default=5.0)
-    client.add_argument("operation", choices=["get", "put", "delete", "cas", "append", "status", "transfer", "block", "snapshot"])
+    client.add_argument(
+        "operation",
+        choices=["get", "put", "delete", "cas", "append", "status", "transfer", "block", "snapshot", "add-learner", "promote", "remove"],
+    )
     client.add_argument("arguments", nargs="*")
     return parser
 
 
-_ARITY = {"get": 1, "put": 2, "delete": 1, "cas": 3, "append": 2, "status": 0, "transfer": 1, "snapshot": 0}
+_ARITY = {
+    "get": 1, "put": 2, "delete": 1, "cas": 3, "append": 2, "status": 0, "transfer": 1, "snapshot": 0,
+    "add-learner": 2, "promote": 1, "remove": 1,
+}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -101,6 +108,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         snapshot_every_entries=args.snapshot_every_entries,
         compaction_margin_entries=max(0, args.compaction_margin_entries),
         segment_size_bytes=args.segment_size_bytes,
+        join=args.join,
     )
 
     async def run() -> None:
@@ -160,6 +168,15 @@ def _client(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                 leader = status["leader"] or next(iter(args.servers))
                 await client.request(RequestKind.TRANSFER, int(a[0]), leader)
                 print("ok")
+            elif operation in ("add-learner", "promote", "remove"):
+                from consensus.types import ConfChangeType
+
+                if not a[0].isdigit() or int(a[0]) <= 0:
+                    print(f"error: node id must be a positive integer, got {a[0]!r}", file=sys.stderr)
+                    return 2
+                kind = {"add-learner": ConfChangeType.ADD_LEARNER_NODE, "promote": ConfChangeType.ADD_NODE, "remove": ConfChangeType.REMOVE_NODE}[operation]
+                address = a[1] if operation == "add-learner" else ""
+                print(json.dumps(await client.change_membership(int(kind), int(a[0]), address)))
             elif operation == "snapshot":
                 print(await client.request(RequestKind.SNAPSHOT, None))
             elif operation == "block":

@@ -147,6 +147,34 @@ class KvClient:
             raise RequestFailed(f"{ResponseStatus(status).name}: {payload!r}")
         return payload
 
+    async def change_membership(self, change_type: int, node_id: int, raft_address: str = "") -> Any:
+        """Propose one membership change (ConfChangeType) on the leader,
+        following NOT_LEADER hints; returns [voters, learners] once applied."""
+        node = self.leader_guess
+        for _attempt in range(self.attempts_max):
+            try:
+                connection = await self._connection(node)
+                status, payload = await asyncio.wait_for(
+                    connection.send(next(self._tags), int(RequestKind.CONF_CHANGE), [change_type, node_id, raft_address]),
+                    self.request_timeout_s,
+                )
+            except (OSError, asyncio.TimeoutError, _ConnectionLost):
+                node = self._next_node(node)
+                continue
+            if status == ResponseStatus.OK:
+                self.leader_guess = node
+                return payload
+            if status == ResponseStatus.NOT_LEADER:
+                node = payload if payload in self.servers and payload != node else self._next_node(node)
+                continue
+            if status == ResponseStatus.TIMEOUT:
+                raise OutcomeUnknown(f"membership change timed out on node {node}: {payload}")
+            if status == ResponseStatus.DROPPED:
+                await asyncio.sleep(0.1)  # e.g. another change pending: retry
+                continue
+            raise RequestFailed(f"membership change refused: {ResponseStatus(status).name} {payload}")
+        raise OutcomeUnknown("membership change: no definite answer")
+
     # ---- the kv operations ---------------------------------------------------
     async def get(self, key: Any) -> Any:
         """Linearizable read (ReadIndex on the leader)."""

@@ -93,6 +93,9 @@ class ServerConfig:
     compaction_margin_entries: int = 500  # entries kept behind a snapshot for slow followers
     segment_size_bytes: int = 64 * 1024 * 1024
     seed: Optional[int] = None
+    # Joining an existing cluster: this node is not in the initial membership
+    # (the voters are the other peers); a leader adds it with a conf change.
+    join: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -208,9 +211,10 @@ class RaftServer:
         self.stats: Counter[str] = Counter()
         seed = config.seed if config.seed is not None else int.from_bytes(os.urandom(8), "big")
         self.rng = random.Random(seed)
+        initial_voters = tuple(sorted(n for n in config.peers if not (config.join and n == config.node_id)))
         self.storage = DurableStorage.open(
             os.path.join(config.data_dir, "raft"),
-            ConfState(voters=tuple(sorted(config.peers))),
+            ConfState(voters=initial_voters),
             fsync=config.fsync,
             segment_size_bytes=config.segment_size_bytes,
         )
@@ -224,7 +228,7 @@ class RaftServer:
         self.node = RaftNode(
             Config(
                 id=config.node_id,
-                voters=tuple(sorted(config.peers)),
+                voters=initial_voters,
                 election_ticks=config.election_ticks,
                 heartbeat_ticks=config.heartbeat_ticks,
                 max_uncommitted_entries_bytes=config.max_uncommitted_entries_bytes,

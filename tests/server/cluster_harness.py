@@ -35,8 +35,14 @@ def free_ports(count: int) -> list[int]:
 
 
 class Cluster:
-    def __init__(self, size: int, data_root: str, fsync: bool = True, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, size: int, data_root: str, fsync: bool = True, extra_args: tuple[str, ...] = (),
+        initial_members: Optional[list[int]] = None,
+    ) -> None:
+        """``initial_members``: the nodes of the bootstrap membership (default:
+        all); the others are started with ``--join`` and added later."""
         self.size = size
+        self.initial_members = initial_members or list(range(1, size + 1))
         self.data_root = data_root
         self.fsync = fsync
         self.extra_args = extra_args
@@ -53,7 +59,10 @@ class Cluster:
         return os.path.join(self.data_root, f"n{node}")
 
     def command(self, node: int) -> list[str]:
-        peers = ",".join(f"{n}=127.0.0.1:{p}" for n, p in sorted(self.raft_ports.items()))
+        joining = node not in self.initial_members
+        peers = ",".join(
+            f"{n}=127.0.0.1:{p}" for n, p in sorted(self.raft_ports.items()) if joining or n in self.initial_members
+        )
         command = [
             sys.executable, "-m", "consensus", "serve", "--id", str(node), "--peers", peers,
             "--client-port", str(self.client_ports[node]), "--data-dir", self.data_dir(node),
@@ -61,10 +70,12 @@ class Cluster:
         ]
         if not self.fsync:
             command.append("--no-fsync")
+        if joining:
+            command.append("--join")
         return command
 
     def start(self, node: Optional[int] = None) -> None:
-        for n in [node] if node is not None else sorted(self.raft_ports):
+        for n in [node] if node is not None else self.initial_members:
             log = open(os.path.join(self.data_root, f"n{n}.log"), "ab")
             self.processes[n] = subprocess.Popen(self.command(n), cwd=REPOSITORY, stdout=log, stderr=subprocess.STDOUT)
             log.close()

@@ -234,3 +234,47 @@ def test_lagging_follower_catches_up_through_a_snapshot(cluster_factory) -> None
         await client.close()
 
     asyncio.run(scenario())
+
+
+def test_membership_add_learner_promote_transfer_and_remove(tmp_path) -> None:
+    from consensus.client import RequestFailed as Refused
+    from consensus.types import ConfChangeType
+
+    cluster = Cluster(4, str(tmp_path), fsync=False, initial_members=[1, 2, 3])
+    cluster.start()
+
+    async def scenario() -> None:
+        leader = await cluster.wait_leader(among=[1, 2, 3])
+        client = cluster.client(request_timeout_s=1.0)
+        client.servers = {n: a for n, a in cluster.client_addresses.items() if n != 4}
+        for i in range(20):
+            await client.put(f"k{i}", f"v{i}")
+        cluster.start(4)
+        members = await client.change_membership(int(ConfChangeType.ADD_LEARNER_NODE), 4, f"127.0.0.1:{cluster.raft_ports[4]}")
+        assert members == [[1, 2, 3], [4]]
+        # Promotion is refused until the learner has caught up; retry until then.
+        for _attempt in range(100):
+            try:
+                members = await client.change_membership(int(ConfChangeType.ADD_NODE), 4)
+                break
+            except Refused:
+                await asyncio.sleep(0.05)
+        assert members == [[1, 2, 3, 4], []]
+        await cluster.wait_converged([1, 2, 3, 4])
+        # Hand leadership to the new voter, then remove the old leader.
+        await cluster.admin(leader, RequestKind.TRANSFER, 4)
+        assert await cluster.wait_leader(among=[4], timeout_s=5.0) == 4
+        client.servers = cluster.client_addresses
+        client.leader_guess = 4
+        members = await client.change_membership(int(ConfChangeType.REMOVE_NODE), leader)
+        assert sorted(members[0]) == sorted({1, 2, 3, 4} - {leader})
+        await client.put("after", "removal")
+        remaining = sorted({1, 2, 3, 4} - {leader})
+        statuses = await cluster.wait_converged(remaining)
+        assert statuses[0]["kv_keys"] == 21
+        await client.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        cluster.close()
