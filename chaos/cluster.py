@@ -147,7 +147,8 @@ class SimCluster:
         self.worker_ids = [self.ids[node.name] for node in experiment.workers]
         self.scheduler = scheduler_adapter(self)
         self.sim = Simulation(config, app_factory=lambda node_id: ManagerApp(self, node_id))
-        self.safety = _safety_observer()
+        # The figure-3 observer runs after every simulated event: only when asked for.
+        self.safety = _safety_observer() if "raft-safety" in experiment.checkers else None
         if self.safety is not None:
             self.sim.add_observer(self.safety)
         for node_id in self.manager_ids:
@@ -157,10 +158,16 @@ class SimCluster:
         for node_id in self.worker_ids:
             self.sim.add_process(node_id, self.scheduler.worker_factory() if self.scheduler is not None
                                  else _IdleProcess)
-        # Let the founding members persist their bootstrap state (one fsync)
-        # before any fault can strike: crashing a node at t=0 otherwise looks
-        # like losing the initial configuration entries.
-        self.sim.run_until_time(2 * self.sim.config.fsync_latency_us)
+        # Boot before the experiment's time 0 (what `docker swarm init` and the
+        # joins do before anyone types a command): the founders persist their
+        # bootstrap state and elect a first leader.  Bounded: if no leader
+        # appears within 30 election timeouts the run starts anyway and the
+        # quorum checker will say so.
+        election_us = experiment.election_timeout_ms * 1000
+        self.sim.run_until(lambda sim: sim.leader() is not None, timeout_us=30 * election_us,
+                           check_every_us=timing.tick_ms * 1000)
+        self.sim.run_for(2 * timing.tick_ms * 1000)  # the leader's no-op commits
+        self.offset_us = self.sim.now_us
         self.rng: random.Random = derive_rng(seed, "chaos-clients")
         self.attempt_timeout_us = max(experiment.election_timeout_ms // 2, 2 * timing.tick_ms) * 1000
         self.leader_guess: int | None = None
@@ -170,10 +177,11 @@ class SimCluster:
     # ---- time ----------------------------------------------------------------
     @property
     def now_ms(self) -> int:
-        return self.sim.now_us // 1000
+        """Experiment time: virtual time since the cluster finished booting."""
+        return (self.sim.now_us - self.offset_us) // 1000
 
     def run_until(self, time_ms: int) -> None:
-        self.sim.run_until_time(time_ms * 1000)
+        self.sim.run_until_time(self.offset_us + time_ms * 1000)
 
     # ---- views -----------------------------------------------------------------
     def leader(self) -> str | None:
@@ -233,7 +241,7 @@ class SimCluster:
         self._send(_Attempt(request, done), self._first_target())
 
     def _remaining_us(self, attempt: _Attempt) -> int:
-        return attempt.request.deadline_ms * 1000 - self.sim.now_us
+        return attempt.request.deadline_ms * 1000 - (self.sim.now_us - self.offset_us)
 
     def _send(self, attempt: _Attempt, node_id: int) -> None:
         remaining = self._remaining_us(attempt)

@@ -118,7 +118,7 @@ def test_read_index_bug_is_found_from_random_schedules_and_shrunk() -> None:
 def test_sweep_summarises_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from chaos.sweep import run_sweep
 
-    code = run_sweep(small_experiment(duration_ms=6000, settle_ms=4000,
+    code = run_sweep(small_experiment(duration_ms=6000, settle_ms=4000, services=(),
                                       schedule=Schedule([parse_fault_flag("2s:kill-leader")])),
                      seeds=2, jobs=1, out_dir=tmp_path)
     assert code == 0
