@@ -30,7 +30,7 @@ Choices (RFC 7348 s.5 and around it):
   when DF is turned off and the underlay fragments.
 - UDP source port: 49152 + 14 bits of a seeded multiply-xorshift hash of the
   inner L2/L3/L4 flow fields (no Python ``hash()``): one flow, one port.
-- UDP checksum: 0 (none) by default, as RFC 7348 recommends for IPv4; when
+- UDP checksum over IPv4: 0 (none) by default, as RFC 7348 recommends; when
   enabled, computed over pseudo-header and the whole datagram (RFC 768).
 - Decap: reserved bits are ignored on receipt (RFC 7348) unless
   ``strict_reserved``; a non-zero UDP checksum is verified unless

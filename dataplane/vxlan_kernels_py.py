@@ -12,9 +12,14 @@ header checksum, the UDP source port from ``flow_hash`` of the inner headers,
 the UDP length, and the UDP checksum (RFC 768, over pseudo-header and the whole
 datagram; 0 means "none" and a computed 0 is sent as 0xFFFF) when asked.
 
+encap_batch_ipv6: the same over IPv6 (70-byte header): payload length, flow
+label (RFC 6438, from the same flow hash), UDP source port, length, checksum.
+
 decap_batch: validates each packet in a fixed order and on success moves its
 offset/length to the inner frame; on failure leaves them and records the drop
-reason (vxlan_common.DROP_REASONS).  Never raises on packet contents.
+reason (vxlan_common.DROP_REASONS).  Never raises on packet contents.  Bad
+arguments (wrong dtype, counts, offsets outside the buffer) raise
+KernelArgumentError before any packet is touched.
 """
 from __future__ import annotations
 
