@@ -25,7 +25,9 @@ Manager (scheduler.manager.Manager(manager_id, config=ManagerConfig(), seed=0)) 
     become_leader(now_ticks, barrier_index)   Raft made us leader; components start once the store has
                                               applied barrier_index (the leader's last log index)
     become_follower()                         leadership lost: components stop
-    tick(now_ticks) -> list[bytes]            proposals to submit to Raft (leader only; [] otherwise)
+    note_applied(index)                       the host applied a Raft entry that is not ours (kv, no-op):
+                                              lets the leader barrier pass (else it times out, counted)
+    tick(now_ticks, applied_index=None) -> list[bytes]  proposals to submit to Raft (leader only)
     handle_agent_message(msg, now_ticks)      Register / Heartbeat / StatusReport from agents (leader only)
     take_agent_messages() -> [(node_id, msg)] RegisterAck / Assignments / SessionInvalid for agents
     snapshot() -> bytes, restore(bytes)       for Raft snapshots

@@ -2,6 +2,9 @@
 heartbeats, runs its assigned tasks through a :class:`Runtime`, and reports
 observed states in one batched StatusReport per tick.
 
+Reports are repeated with every heartbeat (and on every new session), since
+the links may lose messages and reports are not acknowledged.
+
 A task walks ACCEPTED -> PREPARING -> READY one state per tick, then (if its
 desired state is RUNNING) STARTING -> RUNNING via the runtime. Desired state
 past RUNNING stops it (SHUTDOWN); a task missing from the assignments is
@@ -9,7 +12,8 @@ stopped and forgotten. Reports only ever move a task forward.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Optional
 
 from scheduler.messages import (Assignments, Heartbeat, Register, RegisterAck, SessionInvalid, StatusReport)
 from scheduler.model import Resources, Task, TaskState, TaskStatus
@@ -24,6 +28,7 @@ class _Local:
     task: Task
     state: TaskState
     exit_code: int = 0
+    status: Optional[TaskStatus] = None     # the last status reported
 
 
 class Agent:
@@ -49,14 +54,24 @@ class Agent:
     # ---------------------------------------------------------- inbound
     def receive(self, message: object, now_ticks: int) -> None:
         if isinstance(message, RegisterAck):
+            if message.session_id < self.session_id:
+                return   # an older registration's answer arriving late
             self.session_id = message.session_id
             self.heartbeat_period_ticks = message.heartbeat_period_ticks
             self.last_heartbeat_tick = now_ticks
+            # A new session (new leader, or we were declared down): report
+            # every task's state again, since reports in flight may be lost.
+            for task_id, local in self.tasks.items():
+                if local.status is not None:
+                    self.changed[task_id] = local.status
         elif isinstance(message, SessionInvalid):
             self.session_id = 0
         elif isinstance(message, Assignments):
-            if message.session_id != self.session_id:
-                return
+            if message.session_id < self.session_id or not self.session_id:
+                return   # from a session we already left
+            # A newer session than we know: our later Register was accepted and
+            # its RegisterAck is still on its way (links reorder).
+            self.session_id = message.session_id
             assigned = {task.id: task for task in message.tasks}
             for task_id in sorted(set(self.tasks) - set(assigned)):
                 self.runtime.stop(task_id, now_ticks)
@@ -98,6 +113,12 @@ class Agent:
         if now_ticks - self.last_heartbeat_tick >= self.heartbeat_period_ticks:
             self.last_heartbeat_tick = now_ticks
             out.append(Heartbeat(self.node_id, self.session_id))
+            # Links may drop messages and reports carry no ack: with every
+            # heartbeat, repeat the state of every task (the dispatcher and the
+            # store drop what they already know). Bounded by the node's tasks.
+            for task_id, local in self.tasks.items():
+                if local.status is not None and task_id not in self.changed:
+                    self.changed[task_id] = local.status
         for event in self.runtime.poll(now_ticks):
             local = self.tasks.get(event.task_id)
             if local is not None and event.state > local.state:
@@ -126,4 +147,5 @@ class Agent:
         assert state > local.state, f"agent {self.node_id}: {local.task.id} {local.state.name}->{state.name}"
         local.state = state
         err = message if state in (TaskState.FAILED, TaskState.REJECTED) else ""
-        self.changed[local.task.id] = TaskStatus(state, message, err, now_ticks, exit_code)
+        local.status = TaskStatus(state, message, err, now_ticks, exit_code)
+        self.changed[local.task.id] = local.status

@@ -21,6 +21,9 @@ class ManagerConfig:
     # A proposal not applied within this many ticks is presumed lost; the
     # component that made it resynchronises from the store.
     proposal_timeout_ticks: int = 50
+    # A new leader whose host never reports the barrier index as applied
+    # starts its components after this many ticks anyway (counted).
+    leader_barrier_timeout_ticks: int = 20
     # Bound on buffered status updates waiting for the next dispatcher flush.
     status_buffer_max: int = 200_000
     # Optional rebalancing when a node joins or returns (off by default, as in
@@ -29,7 +32,7 @@ class ManagerConfig:
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_period_ticks", "heartbeat_grace_multiplier", "proposal_timeout_ticks",
-                     "status_buffer_max"):
+                     "status_buffer_max", "leader_barrier_timeout_ticks"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidSpec(f"{name} must be a positive integer, got {value!r}")

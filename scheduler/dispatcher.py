@@ -30,6 +30,7 @@ class Dispatcher(Component):
         self.session_counter = 0
         self.registrations: dict[str, Register] = {}
         self.reports: dict[str, tuple] = {}          # task id -> (node id, status), latest wins
+        self.proposed_reports: dict[str, tuple] = {} # reports in the proposal in flight
         self.outbox: list[tuple[str, object]] = []
         self.sent: dict[str, tuple] = {}             # node id -> fingerprint of the last assignments
         self.dirty_nodes: set[str] = set()
@@ -62,6 +63,10 @@ class Dispatcher(Component):
                 self.outbox.append((message.node_id, SessionInvalid(message.node_id)))
                 return
             self.last_heartbeat[message.node_id] = now
+            # Links may lose an Assignments message: resend the node's full set
+            # once per heartbeat period (bounded by its tasks).
+            self.sent.pop(message.node_id, None)
+            self.dirty_nodes.add(message.node_id)
         elif isinstance(message, StatusReport):
             if self.sessions.get(message.node_id) != message.session_id:
                 self.stats["reports_unknown_session"] += 1
@@ -119,6 +124,7 @@ class Dispatcher(Component):
                 ops.append(Update(evolve(node, status=NodeStatus.DOWN, status_message="heartbeat failure"),
                                   node.version))
         # Buffered status reports -> one transaction.
+        self.proposed_reports = dict(self.reports)
         for task_id in sorted(self.reports):
             node_id, status = self.reports[task_id]
             task = store.get("task", task_id)
@@ -134,6 +140,16 @@ class Dispatcher(Component):
             self._assign(node_id, session, store)
         self.dirty_nodes = set()
         return ops
+
+    def on_result(self, ok: bool, context: Context) -> None:
+        """A failed proposal (a node update conflicted, or it was lost) must
+        not lose the agents' reports it carried: queue them again unless a
+        newer report for the task arrived meanwhile."""
+        if not ok:
+            for task_id, report in self.proposed_reports.items():
+                self.reports.setdefault(task_id, report)
+            self.start(context)
+        self.proposed_reports = {}
 
     def _assign(self, node_id: str, session: int, store) -> None:
         tasks = []

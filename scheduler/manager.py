@@ -5,9 +5,12 @@ The host (the chaos simulator, the local harness, later the daemon) drives it:
 * ``apply(index, data)`` for every committed Raft entry, in order, on every
   manager (returns the store's :class:`ApplyResult`);
 * ``become_leader(now_ticks, barrier_index)`` / ``become_follower()`` when
-  Raft leadership changes. Leader components start once the store has applied
+  Raft leadership changes. Leader components start once the host has applied
   ``barrier_index`` (the last index of the log when leadership was gained),
-  so they never act on a stale view (swarmkit waits likewise);
+  so they never act on a stale view (swarmkit waits likewise). A host whose
+  log also carries other entries reports their indexes with
+  ``note_applied(index)`` (or ``tick(now, applied_index=...)``); without it
+  the components start after ``leader_barrier_timeout_ticks``;
 * ``tick(now_ticks)`` returns proposals (bytes) to submit to Raft;
 * ``handle_agent_message(msg, now_ticks)`` / ``take_agent_messages()`` carry
   the dispatcher's traffic with the workers' agents;
@@ -57,12 +60,21 @@ class Manager:
         self.in_flight: dict[int, tuple[Component, int]] = {}
         self.busy: set[str] = set()
         self.api_results: dict[int, ApplyResult] = {}
+        self.log_applied_index = 0      # highest Raft index applied by the host, ours or not
+        self.leader_since_tick = 0
         self.api = ClientAPI(self)
         self.reads = Reads(self.store)
-        self.stats = {"proposals": 0, "proposal_timeouts": 0, "conflicts": 0}
+        self.stats = {"proposals": 0, "proposal_timeouts": 0, "conflicts": 0, "barrier_timeouts": 0}
 
     # ------------------------------------------------------------- entries
+    def note_applied(self, index: int) -> None:
+        """The host applied Raft entry ``index`` to another state machine (a
+        kv entry, the new term's no-op): lets the leader barrier pass."""
+        if type(index) is int and index > self.log_applied_index:
+            self.log_applied_index = index
+
     def apply(self, index: int, data: bytes) -> ApplyResult:
+        self.note_applied(index)
         result = self.store.apply(index, data)
         if result.proposer == self.id:
             if result.origin == "api":
@@ -97,6 +109,7 @@ class Manager:
         self.is_leader = True
         self.started = False
         self.barrier_index = barrier_index
+        self.leader_since_tick = now_ticks
         self.context.now_ticks = now_ticks
         self.dispatcher = Dispatcher()
         self.components = [self.dispatcher, Orchestrator(), Allocator(), Scheduler(), Updater(),
@@ -113,14 +126,24 @@ class Manager:
         self.busy.clear()
 
     # ---------------------------------------------------------------- tick
-    def tick(self, now_ticks: int) -> list[bytes]:
+    def tick(self, now_ticks: int, applied_index: Optional[int] = None) -> list[bytes]:
+        """``applied_index``: the host's Raft applied index, when it applies
+        entries that are not ours (same as calling note_applied)."""
         self.context.now_ticks = now_ticks
+        if applied_index is not None:
+            self.note_applied(applied_index)
         if not self.is_leader:
             return []
         proposals: list[bytes] = []
         if not self.started:
-            if self.store.applied_index < self.barrier_index:
-                return []
+            applied = max(self.store.applied_index, self.log_applied_index)
+            if applied < self.barrier_index:
+                if now_ticks - self.leader_since_tick < self.config.leader_barrier_timeout_ticks:
+                    return []
+                # A host that never reports other entries' indexes: start
+                # anyway after the timeout (counted). Decisions on a stale view
+                # fail their version checks; duplicates are cleaned up.
+                self.stats["barrier_timeouts"] += 1
             self.started = True
             for component in self.components:
                 component.start(self.context)
