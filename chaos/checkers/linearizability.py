@@ -230,7 +230,7 @@ def _check_partitions(partitions: list[tuple[Hashable, list[tuple[Operation, tup
         live[position] = search_slices(
             calls, [operation.invoke_index for operation, _ in members],
             [operation.return_index for operation, _ in members], model.initial_state(), model.step,
-            [model.observes_only(call) for call in calls])
+            [model.observes_only(call) for call in calls], [model.blind_write(call) for call in calls])
     charged = dict.fromkeys(live, 0)
     stop_reason = ""
     while live and not stop_reason:

@@ -73,6 +73,10 @@ class Model(Protocol):
         """True if every legal step of ``call`` leaves the state unchanged."""
         ...
 
+    def blind_write(self, call: tuple[Any, ...]) -> bool:
+        """True if ``call`` is always legal and its next state ignores the state."""
+        ...
+
     def final_read(self, key: Hashable, value: Any) -> tuple[str, Any]:
         """The ``(f, value)`` of a read that observed ``value`` (durability checks)."""
         ...
@@ -110,6 +114,11 @@ def _observes_only(call: tuple[Any, ...]) -> bool:
     """Reads and failed comparisons change nothing: the search may linearize
     them as soon as they are legal (see ``search.search``)."""
     return call[0] == READ or (call[0] == CAS and call[3] == CAS_MISMATCH)
+
+
+def _blind_write(call: tuple[Any, ...]) -> bool:
+    """Writes and deletes: legal in any state, and they erase it (see ``search.search``)."""
+    return call[0] == WRITE or call[0] == DELETE
 
 
 def _step(state: Any, call: tuple[Any, ...]) -> Any:
@@ -167,6 +176,7 @@ class RegisterModel:
 
     step = staticmethod(_step)
     observes_only = staticmethod(_observes_only)
+    blind_write = staticmethod(_blind_write)
 
     def final_read(self, key: Hashable, value: Any) -> tuple[str, Any]:
         return "read", value
@@ -221,6 +231,7 @@ class KVModel:
 
     step = staticmethod(_step)
     observes_only = staticmethod(_observes_only)
+    blind_write = staticmethod(_blind_write)
 
     def final_read(self, key: Hashable, value: Any) -> tuple[str, Any]:
         return "get", value

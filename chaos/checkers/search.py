@@ -86,9 +86,9 @@ class SearchOutcome:
 
 def search(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int], return_times: Sequence[int | None],
            initial_state: Hashable, step: Callable[[Any, tuple[Any, ...]], Any], budget: Budget,
-           observers: Sequence[bool] | None = None) -> SearchOutcome:
+           observers: Sequence[bool] | None = None, blind_writes: Sequence[bool] | None = None) -> SearchOutcome:
     """Run :func:`search_slices` to the end, charging ``budget`` as it goes."""
-    slices = search_slices(calls, invoke_times, return_times, initial_state, step, observers)
+    slices = search_slices(calls, invoke_times, return_times, initial_state, step, observers, blind_writes)
     charged = 0
     while True:
         try:
@@ -116,7 +116,8 @@ def stop(slices: Generator[int, None, SearchOutcome], reason: str) -> SearchOutc
 def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
                   return_times: Sequence[int | None], initial_state: Hashable,
                   step: Callable[[Any, tuple[Any, ...]], Any],
-                  observers: Sequence[bool] | None = None) -> Generator[int, None, SearchOutcome]:
+                  observers: Sequence[bool] | None = None,
+                  blind_writes: Sequence[bool] | None = None) -> Generator[int, None, SearchOutcome]:
     """Is there an order of ``calls`` that respects real time and the model?
 
     A generator: it yields its step count after every ``BUDGET_CHECK_STEPS``
@@ -133,6 +134,22 @@ def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
     unlinearized operation returned before its call, or the scan would have
     stopped there).  A partial-order reduction that prunes the orders of
     reads among writes, the bulk of a read-heavy search.
+
+    Operations of unknown outcome (``return_times[i] is None``) may never
+    happen, so the search succeeds as soon as every *known* operation is
+    linearized.  ``blind_writes[i]`` marks an operation whose legality and
+    effect ignore the state (write/put, delete).  A blind write is never tried
+    right after an unknown-outcome operation: in any linearization where one
+    follows the other, dropping the unknown one ("it never happened") leaves a
+    linearization, since the blind write erased its effect before anything
+    could observe it.  So an unknown write is only linearized when the next
+    operation needs its value - without this, every subset of the pending
+    unknown writes is a configuration, and a history of a cluster under
+    partitions (many timeouts) is undecidable in practice.  Because the
+    successors of a configuration now depend on whether it was reached by an
+    unknown-outcome operation, those configurations are cached apart.  Two
+    unknown-outcome operations with the same call are interchangeable once
+    both are invoked, so only the earliest-invoked unused one is tried.
     """
     count = len(calls)
     assert len(invoke_times) == count == len(return_times), (count, len(invoke_times), len(return_times))
@@ -163,19 +180,36 @@ def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
     bit = [1 << number for number in range(count)]
     observer = [bool(flag) for flag in observers]
 
+    unknown = [t is None for t in return_times]
+    blind = [bool(flag) for flag in blind_writes] if blind_writes is not None else [False] * count
+    known_left = count - sum(unknown)  # success once every known-outcome operation is linearized
+    # Unknown-outcome operations with the same call are interchangeable once both are invoked
+    # (neither has a return to respect): only the earliest-invoked unused one is tried.
+    twin_before = [-1] * count
+    last_twin: dict[Any, int] = {}
+    for number in sorted(range(count), key=lambda n: invoke_times[n]):
+        if unknown[number]:
+            twin_before[number] = last_twin.get(calls[number], -1)
+            last_twin[calls[number]] = number
+
     state: Any = initial_state
     linearized = 0
+    after_unknown = False  # is the last linearized operation one of unknown outcome?
     # The stack of linearized operations: call node, state before, forced?
     stack_nodes: list[int] = []
     stack_states: list[Any] = []
     stack_forced: list[bool] = []
+    # Failed configurations (L, s), and those that failed when reached right after an
+    # unknown-outcome operation (fewer successors allowed, see the docstring).
     cache: set[tuple[int, Any]] = set()
+    cache_after_unknown: set[tuple[int, Any]] = set()
     best: SearchOutcome = SearchOutcome("illegal", 0, 0, prefix_states=[initial_state])
     best_length = -1
     steps = 0
     check_at = BUDGET_CHECK_STEPS
     illegal = ILLEGAL
     node = 0
+    found = False
     prepass = True  # a new configuration: first linearize every legal enabled observer
     try:
         yield 0  # set up: from here on, a stop (throw) returns the best prefix so far
@@ -189,7 +223,7 @@ def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
                 dead = False
                 scan = next_node[0]
                 number = call_op[scan]
-                while number >= 0:  # enabled calls: those before the first return node
+                while number >= 0 and known_left:  # enabled calls: those before the first return node
                     if observer[number] and step(state, calls[number]) is not illegal:
                         new_linearized = linearized | bit[number]
                         key = (new_linearized, state)
@@ -201,6 +235,8 @@ def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
                         stack_states.append(state)
                         stack_forced.append(True)
                         linearized = new_linearized
+                        known_left -= 1  # observers always have a known outcome
+                        after_unknown = False
                         after = next_node[scan]
                         before = previous_node[scan]
                         next_node[before] = after
@@ -214,22 +250,37 @@ def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
                     else:
                         scan = next_node[scan]
                     number = call_op[scan]
-                if next_node[0] == tail:
-                    break  # everything linearized
+                if not known_left:
+                    found = True  # the remaining unknown-outcome operations never happened
+                    break
                 if not dead:
                     node = next_node[0]
                     continue
             else:
                 number = call_op[node]
                 if number >= 0:
-                    # Observers still here are illegal in this state (the prepass took the rest).
-                    if not observer[number]:
+                    # Observers still here are illegal in this state (the prepass took the rest);
+                    # right after an unknown-outcome operation, a blind write is not tried.
+                    if not observer[number] and not (after_unknown and blind[number]) and not (
+                            twin_before[number] >= 0 and not linearized & bit[twin_before[number]]):
                         new_state = step(state, calls[number])
-                        if new_state is not illegal:
+                        # An unknown-outcome operation that changes nothing is never worth
+                        # linearizing: the configuration without it dominates.
+                        if new_state is not illegal and not (unknown[number] and new_state == state):
                             new_linearized = linearized | bit[number]
                             key = (new_linearized, new_state)
-                            if key not in cache:
-                                cache.add(key)
+                            if unknown[number]:
+                                fresh = key not in cache and key not in cache_after_unknown
+                            else:
+                                fresh = key not in cache
+                            if fresh:
+                                if unknown[number]:
+                                    cache_after_unknown.add(key)
+                                    after_unknown = True
+                                else:
+                                    cache.add(key)
+                                    known_left -= 1
+                                    after_unknown = False
                                 stack_nodes.append(node)
                                 stack_states.append(state)
                                 stack_forced.append(False)
@@ -260,6 +311,8 @@ def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
                 forced = stack_forced.pop()
                 number = call_op[node]
                 linearized ^= bit[number]
+                if not unknown[number]:
+                    known_left += 1
                 # unlift: the return first, then the call (reverse of lift)
                 match = return_node[number]
                 next_node[previous_node[match]] = match
@@ -270,19 +323,20 @@ def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
                     break
             else:
                 break  # nothing left to undo: no linearization exists
+            after_unknown = bool(stack_nodes) and unknown[call_op[stack_nodes[-1]]]
             node = next_node[node]
     except BudgetExhausted as exhausted:
         best.verdict = "unknown"
         best.reason = exhausted.reason
         best.steps = steps
-        best.cache_size = len(cache)
+        best.cache_size = len(cache) + len(cache_after_unknown)
         return best
-    if next_node[0] == tail:
+    if found:
         order = [call_op[n] for n in stack_nodes]
-        return SearchOutcome("ok", steps, len(cache), linearization=order)
+        return SearchOutcome("ok", steps, len(cache) + len(cache_after_unknown), linearization=order)
     best.verdict = "illegal"
     best.steps = steps
-    best.cache_size = len(cache)
+    best.cache_size = len(cache) + len(cache_after_unknown)
     return best
 
 

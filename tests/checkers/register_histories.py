@@ -60,11 +60,15 @@ def _apply(store: dict[Any, Any], pending: _Pending, cas_fail_as_ok_false: bool)
 
 # Weighted so histories grow and overlap; timeouts are rarer, as in real runs.
 _ACTIONS = ("invoke",) * 4 + ("apply",) * 3 + ("complete",) * 3 + ("timeout", "zombie")
+# For exercising unknown outcomes: a timeout as likely as a completion.
+_ACTIONS_MANY_TIMEOUTS = ("invoke",) * 4 + ("apply",) * 2 + ("complete",) * 2 + ("timeout",) * 2 + ("zombie",) * 2
 
 
 @st.composite
-def recorded_histories(draw: st.DrawFn, kv: bool = False, actions_max: int = 80) -> Recorded:
+def recorded_histories(draw: st.DrawFn, kv: bool = False, actions_max: int = 80,
+                       many_timeouts: bool = False) -> Recorded:
     """A linearizable history of a register (``kv=False``) or a two-key store."""
+    actions = _ACTIONS_MANY_TIMEOUTS if many_timeouts else _ACTIONS
     processes = draw(st.integers(1, 5))
     cas_fail_as_ok_false = draw(st.booleans())
     functions = ("get", "put", "cas", "append", "delete") if kv else ("read", "write", "cas")
@@ -79,7 +83,7 @@ def recorded_histories(draw: st.DrawFn, kv: bool = False, actions_max: int = 80)
     clock = 0
     for _ in range(draw(st.integers(0, actions_max))):
         clock += 1
-        action = draw(st.sampled_from(_ACTIONS))
+        action = draw(st.sampled_from(actions))
         if action == "invoke" and idle:
             process = idle.pop(draw(st.integers(0, len(idle) - 1)))
             f = draw(st.sampled_from(functions))

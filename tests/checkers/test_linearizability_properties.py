@@ -20,12 +20,12 @@ def check(recorded: Recorded, kv: bool) -> str:
     return result.verdict
 
 
-@given(recorded_histories())
+@given(st.booleans().flatmap(lambda many: recorded_histories(many_timeouts=many)))
 def test_register_histories_from_a_real_register_are_linearizable(recorded: Recorded) -> None:
     assert check(recorded, kv=False) == "ok"
 
 
-@given(recorded_histories(kv=True))
+@given(st.booleans().flatmap(lambda many: recorded_histories(kv=True, many_timeouts=many)))
 def test_kv_histories_from_a_real_store_are_linearizable(recorded: Recorded) -> None:
     assert check(recorded, kv=True) == "ok"
 
@@ -80,9 +80,9 @@ def brute_force_verdict(history: History, model: RegisterModel | KVModel) -> str
     return "ok"
 
 
-@given(st.booleans(), st.data())
-def test_search_agrees_with_brute_force(kv: bool, data: st.DataObject) -> None:
-    recorded = data.draw(recorded_histories(kv=kv, actions_max=24))
+@given(st.booleans(), st.booleans(), st.data())
+def test_search_agrees_with_brute_force(kv: bool, many_timeouts: bool, data: st.DataObject) -> None:
+    recorded = data.draw(recorded_histories(kv=kv, actions_max=24, many_timeouts=many_timeouts))
     reads = [op.index for op in recorded.history if op.type == "ok" and op.f in ("read", "get")]
     ops = list(recorded.history)
     if reads:  # perturb one read to any plausible value: the history may become illegal
