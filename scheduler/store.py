@@ -461,6 +461,7 @@ class Store:
             prototype = Task("prototype", op.service_id, 0, "", op.spec_version, op.template, op.desired_state,
                              status, (), op.host_ports, history, op.timestamp_ticks, index).__dict__
             new_task = object.__new__
+            new_event = tuple.__new__
             append = events.append
             check_staged = bool(staged)
             for task_id, slot, node_id in op.rows:
@@ -476,7 +477,7 @@ class Store:
                 values["node_id"] = node_id
                 staged[key] = task
                 check_staged = True
-                append(Event("create", "task", task))
+                append(new_event(Event, ("create", "task", task, None)))
         elif cls is Create:
             kind = kind_of(op.obj)
             if self._current(staged, kind, op.obj.id) is not None:
@@ -525,6 +526,7 @@ class Store:
         status, desired = op.status, op.desired_state
         history_entry = None if status is None else ((int(status.state), status.timestamp_ticks),)
         new_task = object.__new__
+        new_event = tuple.__new__   # Event(...) without the NamedTuple's Python-level __new__ frame
         append = events.append
         history_max = TASK_HISTORY_ENTRIES_MAX
         check_staged = bool(staged)   # first op of a transaction: nothing staged to look through
@@ -561,7 +563,7 @@ class Store:
                                           "moves backwards")
                 values["desired_state"] = desired
             staged[key] = new
-            append(Event("update", "task", new, task))
+            append(new_event(Event, ("update", "task", new, task)))
 
     def _check_unique_name(self, kind: str, obj: Any, staged: dict) -> None:
         name = obj.spec.name if kind == "service" else getattr(obj, "name", None)
