@@ -18,6 +18,16 @@ Real time is the order of events in the history (see ``operations.py``).
 ``fail`` operations did not happen and are dropped; ``info`` operations and
 invocations that never completed may take effect at any time after their
 invocation, or never.
+
+Beyond Porcupine, the search prunes with reductions that keep it exact (each
+is argued in ``search.py`` and checked against brute force in the tests):
+reads are linearized as soon as they are legal; an unknown-outcome operation
+is only linearized when a later operation can observe it (never right before
+a blind write, never when it changes nothing); identical unknown operations
+are interchangeable.  Histories whose writes carry unique values (as
+Jepsen's generators do) stay small to search even with many timeouts; with
+a handful of values repeated across hundreds of timeouts an *illegal*
+history can still exhaust the bounds and come back ``unknown``.
 """
 from __future__ import annotations
 
@@ -28,7 +38,7 @@ from typing import Any, Literal
 
 from chaos.checkers.models import ILLEGAL, KVModel, Model, ModelError, RegisterModel
 from chaos.checkers.operations import Operation, pair_operations
-from chaos.checkers.search import Budget, BudgetExhausted, SearchOutcome, search_slices, stop
+from chaos.checkers.search import CONFIGURATIONS_MAX, Budget, BudgetExhausted, SearchOutcome, search_slices, stop
 from chaos.history import History, Op
 
 Verdict = Literal["ok", "illegal", "unknown"]
@@ -151,7 +161,8 @@ def jsonable(value: Any) -> Any:
 def check_linearizability(history: History | Sequence[Op], model: Model | None = None, *,
                           time_limit_s: float | None = 10.0, steps_max: int | None = None,
                           clock: Callable[[], float] | None = None,
-                          ignore_unknown_functions: bool = True, all_keys: bool = False) -> LinearizabilityResult:
+                          ignore_unknown_functions: bool = True, all_keys: bool = False,
+                          configurations_max: int = CONFIGURATIONS_MAX) -> LinearizabilityResult:
     """Check a Jepsen-style history against ``model`` (default: ``KVModel()``, absent = None).
 
     ``time_limit_s`` / ``steps_max`` bound the whole check (None = no bound);
@@ -161,15 +172,19 @@ def check_linearizability(history: History | Sequence[Op], model: Model | None =
     are skipped and counted (``ignored``) unless ``ignore_unknown_functions`` is
     False, when they raise :class:`ModelError`.  The first illegal key stops
     the search of the others (left ``unknown``) unless ``all_keys`` is True.
+    ``configurations_max`` bounds the memory of each key's search (its cache
+    of configurations); reaching it makes that key ``unknown``.
     """
     return check_operations(pair_operations(history), model, time_limit_s=time_limit_s, steps_max=steps_max,
-                            clock=clock, ignore_unknown_functions=ignore_unknown_functions, all_keys=all_keys)
+                            clock=clock, ignore_unknown_functions=ignore_unknown_functions, all_keys=all_keys,
+                            configurations_max=configurations_max)
 
 
 def check_operations(operations: Sequence[Operation], model: Model | None = None, *,
                      time_limit_s: float | None = 10.0, steps_max: int | None = None,
                      clock: Callable[[], float] | None = None,
-                     ignore_unknown_functions: bool = True, all_keys: bool = False) -> LinearizabilityResult:
+                     ignore_unknown_functions: bool = True, all_keys: bool = False,
+                     configurations_max: int = CONFIGURATIONS_MAX) -> LinearizabilityResult:
     """As :func:`check_linearizability`, on already paired operations."""
     if model is None:
         model = KVModel()
@@ -177,6 +192,8 @@ def check_operations(operations: Sequence[Operation], model: Model | None = None
         raise ValueError(f"time_limit_s must be >= 0, got {time_limit_s}")
     if steps_max is not None and steps_max < 0:
         raise ValueError(f"steps_max must be >= 0, got {steps_max}")
+    if configurations_max < 1:
+        raise ValueError(f"configurations_max must be >= 1, got {configurations_max}")
     if clock is None:
         clock = time.perf_counter
     started = clock()
@@ -200,7 +217,8 @@ def check_operations(operations: Sequence[Operation], model: Model | None = None
         partitions.setdefault(model.partition_key(operation), []).append((operation, call))
 
     order = sorted(partitions, key=lambda key: (len(partitions[key]), repr(key)))
-    verdicts = _check_partitions([(key, partitions[key]) for key in order], model, budget, all_keys)
+    verdicts = _check_partitions([(key, partitions[key]) for key in order], model, budget, all_keys,
+                                 configurations_max)
     overall: Verdict = "ok"
     if any(v.verdict == "illegal" for v in verdicts):
         overall = "illegal"
@@ -214,7 +232,7 @@ def check_operations(operations: Sequence[Operation], model: Model | None = None
 
 
 def _check_partitions(partitions: list[tuple[Hashable, list[tuple[Operation, tuple[Any, ...]]]]], model: Model,
-                      budget: Budget, all_keys: bool) -> list[KeyVerdict]:
+                      budget: Budget, all_keys: bool, configurations_max: int) -> list[KeyVerdict]:
     """Run every key's search, interleaved in slices of BUDGET_CHECK_STEPS steps.
 
     Interleaving stands in for Porcupine's one goroutine per partition: a key
@@ -230,7 +248,8 @@ def _check_partitions(partitions: list[tuple[Hashable, list[tuple[Operation, tup
         live[position] = search_slices(
             calls, [operation.invoke_index for operation, _ in members],
             [operation.return_index for operation, _ in members], model.initial_state(), model.step,
-            [model.observes_only(call) for call in calls], [model.blind_write(call) for call in calls])
+            [model.observes_only(call) for call in calls], [model.blind_write(call) for call in calls],
+            configurations_max)
     charged = dict.fromkeys(live, 0)
     stop_reason = ""
     while live and not stop_reason:

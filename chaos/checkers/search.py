@@ -36,6 +36,8 @@ from typing import Any
 from chaos.checkers.models import ILLEGAL
 
 BUDGET_CHECK_STEPS = 2048
+# Memory bound of one partition's search: a cached configuration costs about 150 bytes.
+CONFIGURATIONS_MAX = 4_000_000
 
 
 class BudgetExhausted(Exception):
@@ -86,9 +88,11 @@ class SearchOutcome:
 
 def search(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int], return_times: Sequence[int | None],
            initial_state: Hashable, step: Callable[[Any, tuple[Any, ...]], Any], budget: Budget,
-           observers: Sequence[bool] | None = None, blind_writes: Sequence[bool] | None = None) -> SearchOutcome:
+           observers: Sequence[bool] | None = None, blind_writes: Sequence[bool] | None = None,
+           configurations_max: int = CONFIGURATIONS_MAX) -> SearchOutcome:
     """Run :func:`search_slices` to the end, charging ``budget`` as it goes."""
-    slices = search_slices(calls, invoke_times, return_times, initial_state, step, observers, blind_writes)
+    slices = search_slices(calls, invoke_times, return_times, initial_state, step, observers, blind_writes,
+                           configurations_max)
     charged = 0
     while True:
         try:
@@ -117,12 +121,12 @@ def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
                   return_times: Sequence[int | None], initial_state: Hashable,
                   step: Callable[[Any, tuple[Any, ...]], Any],
                   observers: Sequence[bool] | None = None,
-                  blind_writes: Sequence[bool] | None = None) -> Generator[int, None, SearchOutcome]:
+                  blind_writes: Sequence[bool] | None = None,
+                  configurations_max: int = CONFIGURATIONS_MAX) -> Generator[int, None, SearchOutcome]:
     """Is there an order of ``calls`` that respects real time and the model?
 
     A generator: it yields its step count after every ``BUDGET_CHECK_STEPS``
-    steps so a
-    scheduler can interleave several partitions (as Porcupine runs them in
+    steps so a scheduler can interleave several partitions (as Porcupine runs them in
     parallel) and stop them (``stop``); it returns the SearchOutcome.
 
     ``invoke_times[i] < return_times[i]``; ``None`` return = unknown outcome.
@@ -217,6 +221,8 @@ def search_slices(calls: Sequence[tuple[Any, ...]], invoke_times: Sequence[int],
             steps += 1
             if steps >= check_at:
                 check_at += BUDGET_CHECK_STEPS
+                if len(cache) + len(cache_after_unknown) > configurations_max:
+                    raise BudgetExhausted(f"bound of {configurations_max} cached configurations reached")
                 yield steps
             if prepass:
                 prepass = False

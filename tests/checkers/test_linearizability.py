@@ -340,3 +340,11 @@ def test_unknown_write_explains_a_late_read_even_among_blind_writes() -> None:
                       (1, "invoke", "write", 1), (1, "ok", None), (1, "invoke", "read", None), (1, "ok", 5),
                       (1, "invoke", "write", 2), (1, "ok", None), (1, "invoke", "read", None), (1, "ok", 5))
     assert register(two_twins) == "ok"  # ... but two identical ones can
+
+
+def test_configuration_bound_answers_unknown() -> None:
+    result = check_linearizability(pathological_history(40), RegisterModel(), time_limit_s=None,
+                                   configurations_max=10_000)
+    assert result.verdict == "unknown" and "cached configurations" in result.keys[0].reason
+    with pytest.raises(ValueError, match="configurations_max"):
+        check_linearizability(History(), configurations_max=0)

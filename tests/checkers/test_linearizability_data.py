@@ -25,7 +25,7 @@ if not (ETCD / "EXPECTED.tsv").is_file() or not KV.is_dir():
 EXPECTED = {name: verdict for name, verdict in
             (line.split() for line in (ETCD / "EXPECTED.tsv").read_text().splitlines() if line.strip())}
 VERDICT_NAMES = {"linearizable": "ok", "not-linearizable": "illegal"}
-# Generous: all 108 take about 2 s together on this machine; the bound only stops a hang.
+# Generous: all 108 take about 1-2 s together on this machine; the bound only stops a hang.
 TIME_LIMIT_S = 60.0
 
 
