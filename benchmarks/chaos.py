@@ -43,7 +43,7 @@ def measure_speed(duration_s: float, safety: bool) -> dict:
     experiment = experiment.replace(checkers=("raft-safety",) if safety else ())
     result = run_experiment(experiment, write_png=False)
     wall_s = result.stats["simulation_wall_seconds"]
-    case = "3 managers + 4 workers, kv (3 clients, 10 ops/s each) + a 4-replica service, no faults"
+    case = "3 managers + 4 workers, kv (3 clients, 100 ms think time) + a 4-replica service, no faults"
     return {"case": case + (", figure-3 checks after every event" if safety else ""),
             "sim_seconds": duration_s, "wall_seconds": round(wall_s, 3),
             "speedup": round(duration_s / wall_s, 1), "events": result.stats.get("sim_events", 0),

@@ -89,10 +89,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     if call.when != "call" or not report.failed or not testing.last_results:
         return
     result = testing.last_results[-1]
-    from chaos.runner import write_outputs
+    from chaos.runner import encode_history, write_outputs
 
     directory = _report_dir(item.config, item.nodeid)
-    encoded = "".join(op.to_json() + "\n" for op in result.history).encode()
+
+    encoded = encode_history(result.history)
     try:
         write_outputs(result, directory, encoded, write_png=False)
         from chaos.report import save_failure

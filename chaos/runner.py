@@ -20,6 +20,7 @@ event while shrinking does not reshuffle the workload.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import time
 from collections.abc import Callable
@@ -231,7 +232,7 @@ def run_experiment(experiment: Experiment, *, out_dir: str | Path | None = None,
 
     checks = run_checkers(experiment, cluster, history, timeline, samples, services, heal_ms,
                           linearizability_time_limit_s)
-    encoded = "".join(op.to_json() + "\n" for op in history).encode()
+    encoded = encode_history(history)
     stats = dict(cluster.stats())
     wall_s = time.perf_counter() - wall_started
     stats.update({
@@ -245,6 +246,20 @@ def run_experiment(experiment: Experiment, *, out_dir: str | Path | None = None,
     if out_dir is not None:
         write_outputs(result, Path(out_dir), encoded, write_png)
     return result
+
+
+OP_FIELDS = ("index", "process", "type", "f", "key", "value", "time_ns", "node", "error")
+
+
+def encode_history(history: History) -> bytes:
+    """history.jsonl bytes: exactly ``Op.to_json()`` per line, without the deep
+    copy ``dataclasses.asdict`` makes (a tenth of a short run's time)."""
+    lines = []
+    for op in history:
+        document = {name: getattr(op, name) for name in OP_FIELDS}
+        lines.append(json.dumps({k: v for k, v in document.items() if v is not None}, sort_keys=True))
+    lines.append("")
+    return "\n".join(lines).encode() if len(lines) > 1 else b""
 
 
 def _track_leaders(leaders: list[tuple[str, int]], open_leaders: dict[tuple[str, int], int], timeline: Timeline,

@@ -43,9 +43,9 @@ def _run_one(job: tuple[dict[str, Any], int, bool, str]) -> dict[str, Any]:
         "operations": result.stats.get("operations"), "failure_file": None,
     }
     if not result.passed:
-        from chaos.runner import write_outputs
+        from chaos.runner import encode_history, write_outputs
 
-        encoded = "".join(op.to_json() + "\n" for op in result.history).encode()
+        encoded = encode_history(result.history)
         write_outputs(result, Path(out_dir) / str(seed), encoded, write_png=False)
         row["failure_file"] = str(result.failure_file)
     return row

@@ -72,8 +72,8 @@ def assert_passes(result: RunResult, report_dir: str | Path | None = None) -> No
     if result.failure_file is None:
         directory = Path(report_dir or os.environ.get("SHOAL_CHAOS_REPORT_DIR")
                          or tempfile.mkdtemp(prefix="shoal-chaos-"))
-        from chaos.runner import write_outputs
+        from chaos.runner import encode_history, write_outputs
 
-        encoded = "".join(op.to_json() + "\n" for op in result.history).encode()
+        encoded = encode_history(result.history)
         write_outputs(result, directory / f"seed-{result.experiment.seed}", encoded, write_png=False)
     raise ChaosFailure(result)

@@ -123,3 +123,11 @@ def test_sweep_summarises_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[st
                      seeds=2, jobs=1, out_dir=tmp_path)
     assert code == 0
     assert "2 of 2 seeds passed" in capsys.readouterr().out
+
+
+def test_history_encoding_matches_op_to_json() -> None:
+    from chaos.runner import encode_history
+
+    result = run_experiment(small_experiment(duration_ms=4000, settle_ms=2000, schedule=Schedule()),
+                            write_png=False)
+    assert encode_history(result.history) == "".join(op.to_json() + "\n" for op in result.history).encode()

@@ -81,13 +81,13 @@ class SwarmMachine(RuleBasedStateMachine):
         self.nemesis.apply(Event(self.now_ms, "heal-all"), self.now_ms)
         heal_ms = self.now_ms
         self.kv.stop()
-        for _ in range(80):  # 8 s of quiet, sampling the store
+        for _ in range(150):  # 15 s of quiet, sampling the store
             self._advance(STEP_MS)
             sample = self.cluster.sample_store()
             if sample is not None:
                 self.samples.append(sample)
         for check in (linearizability_check(self.history, 10.0), self.cluster.durability_check(self.history),
-                      check_convergence(self.samples, heal_ms=heal_ms, bound_ms=6000)):
+                      check_convergence(self.samples, heal_ms=heal_ms, bound_ms=12_000)):
             assert check.status != "fail", "\n".join([check.name, check.summary] + check.lines)
 
 
