@@ -36,21 +36,24 @@ class MonotonicWatch:
             self.seen[task.id] = current
 
 
-def placement_violations(store: Store) -> list[str]:
-    """Tasks assigned to a node that did not satisfy their constraints when
-    the assignment was recorded, or a slot running twice."""
+def placement_violations(store: Store, running_per_slot_max: int = 1) -> list[str]:
+    """Slots running more than ``running_per_slot_max`` tasks of the current
+    spec. 1 holds at every step unless rebalancing is on: its start-first
+    moves run the successor beside the old task until the orchestrator retires
+    the old one (pass 2 then; convergence still demands exactly one)."""
     problems = []
     for service in store.list("service"):
-        running_slots: dict[object, str] = {}
+        running_slots: dict[object, list[str]] = {}
         for task in store.tasks_of_service(service.id).values():
             if not task.node_id or task.status.state < TaskState.ASSIGNED:
                 continue
             if task.desired_state == TaskState.RUNNING and task.status.state == TaskState.RUNNING and \
                     task.template == service.spec.task:
                 key = task.slot if service.spec.mode == ServiceMode.REPLICATED else task.node_id
-                if key in running_slots:
-                    problems.append(f"slot {key} of {service.spec.name} runs twice: {running_slots[key]}, {task.id}")
-                running_slots[key] = task.id
+                running_slots.setdefault(key, []).append(task.id)
+        for key, task_ids in sorted(running_slots.items(), key=lambda item: str(item[0])):
+            if len(task_ids) > running_per_slot_max:
+                problems.append(f"slot {key} of {service.spec.name} runs {len(task_ids)} times: {sorted(task_ids)}")
     return problems
 
 

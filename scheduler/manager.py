@@ -35,6 +35,7 @@ from scheduler.errors import NotLeader
 from scheduler.model import INGRESS_NETWORK
 from scheduler.orchestrator import Orchestrator
 from scheduler.reaper import TaskReaper
+from scheduler.rebalancer import Rebalancer
 from scheduler.scheduler import Scheduler
 from scheduler.store import ApplyResult, Create, Store, Transaction
 from scheduler.updater import Updater
@@ -114,6 +115,8 @@ class Manager:
         self.dispatcher = Dispatcher()
         self.components = [self.dispatcher, Orchestrator(), Allocator(), Scheduler(), Updater(),
                            ConstraintEnforcer(), TaskReaper()]
+        if self.config.rebalance_on_node_join:
+            self.components.append(Rebalancer())
         self.in_flight.clear()
         self.busy.clear()
 

@@ -180,19 +180,26 @@ class Orchestrator(Component):
                     ops.append(PatchTask(task.id, task.version, desired_state=TaskState.REMOVE))
                     touched.add(task.id)
         # 2. A slot with several live tasks of the same spec outside an update
-        #    (a proposal presumed lost that committed after all) keeps one.
+        #    (a rebalancing move, or a proposal presumed lost that committed
+        #    after all) keeps its newest running task once none is starting.
         updating = service.update_status is not None and service.update_status.state in (
             UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED)
         if not updating:
             for slot in sorted(live):
                 alive = live[slot]
-                if len(alive) > 1 and all(t.template == service.spec.task for t in alive):
-                    keep = max(alive, key=lambda t: (t.status.state == TaskState.RUNNING, t.created_at_ticks, t.id))
-                    for task in alive:
-                        if task is not keep:
-                            ops.append(PatchTask(task.id, task.version, desired_state=TaskState.SHUTDOWN))
-                            touched.add(task.id)
-                    live[slot] = [keep]
+                if len(alive) < 2 or not all(t.template == service.spec.task for t in alive):
+                    continue
+                if any(t.status.state < TaskState.RUNNING for t in alive):
+                    continue   # a successor is still starting (a start-first move): wait for it
+                running = [t for t in alive if t.status.state == TaskState.RUNNING]
+                if not running:
+                    continue   # all ended: the restart logic below deals with them
+                keep = max(running, key=lambda t: (t.created_at_ticks, t.id))   # the newest running one
+                for task in alive:
+                    if task is not keep:
+                        ops.append(PatchTask(task.id, task.version, desired_state=TaskState.SHUTDOWN))
+                        touched.add(task.id)
+                live[slot] = [keep]
         # 3. Restarts and node failure handling.
         restart_rows: list = []
         for slot in sorted(live):

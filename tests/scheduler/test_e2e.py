@@ -32,7 +32,7 @@ class Checked(LocalCluster):
 
     def step(self) -> None:
         super().step()
-        self.problems += placement_violations(self.store)
+        self.problems += placement_violations(self.store, 2 if self.config.rebalance_on_node_join else 1)
         assert not self.problems and not self.watch.violations, (self.problems, self.watch.violations)
 
     def ok(self, proposal) -> None:
@@ -319,3 +319,27 @@ def test_api_refusals_are_typed() -> None:
     second = c.leader.api.scale("my-nginx", 2)
     assert c.propose(first).ok
     assert not c.propose(second).ok
+
+
+@pytest.mark.parametrize("rebalance", [False, True])
+def test_rebalancing_on_node_return_is_optional(rebalance: bool) -> None:
+    config = ManagerConfig(heartbeat_period_ticks=5, rebalance_on_node_join=rebalance)
+    c = Checked(managers=1, workers=2, seed=9, config=config)
+    c.run(3)
+    spec = ServiceSpec(name="web", replicas=6, update=UpdateConfig(parallelism=1))
+    c.ok(c.leader.api.create_service(spec))
+    c.settle("web")
+    c.kill_node("w2")
+    c.run_until(lambda: c.store.get("node", "w2").status == NodeStatus.DOWN)
+    c.settle("web")
+    c.restart_node("w2")
+    c.run_until(lambda: c.store.get("node", "w2").status == NodeStatus.READY)
+    lowest = 6
+    for _ in range(300):
+        c.step()
+        lowest = min(lowest, c.running_count("web"))
+    assert lowest == 6                      # moves are start-first: never fewer than the replicas
+    c.settle("web")
+    counts = sorted(sum(1 for t in c.leader.reads.running_tasks(c.store.service_named("web")) if t.node_id == n)
+                    for n in ("m1", "w1", "w2"))
+    assert counts == ([2, 2, 2] if rebalance else [0, 3, 3])
