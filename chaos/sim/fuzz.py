@@ -29,7 +29,7 @@ from chaos.sim.simulation import MILLISECOND_US, SECOND_US, SimConfig, Simulatio
 ACTIONS: tuple[str, ...] = (
     "propose", "read", "crash", "restart", "partition", "isolate", "oneway", "heal", "lossy", "duplicate",
     "reorder", "slow", "pause", "resume", "transfer", "add_learner", "promote", "remove", "drift", "campaign",
-    "crash_leader", "isolate_leader",
+    "crash_leader", "isolate_leader", "trap_new_leader", "trap_commit",
 )
 
 REGISTER = "x"
@@ -91,6 +91,8 @@ class _Runner:
         for node_id in self.voter_ids + self.spare_ids:
             self.sim.managers[node_id].start()
         self.records: list[ClientRecord] = []
+        self.traps: list[str] = []
+        self.sim.add_observer(self)
         self.write_counter = 0
         self.rng = self.sim.client_rng
         self.background_interval_us = background_interval_ms * MILLISECOND_US
@@ -142,6 +144,26 @@ class _Runner:
             else:
                 self.read(target)
         self.sim.schedule(self.background_interval_us, self._background)
+
+    # ------------------------------------------------------------- traps
+    def on_ready(self, sim: Simulation, host: Any, rd: Any) -> None:
+        if not self.traps:
+            return
+        raft = host.raft
+        fired = None
+        if "trap_new_leader" in self.traps and rd.soft_state is not None and rd.soft_state.role == StateRole.LEADER:
+            fired = "trap_new_leader"
+        elif (
+            "trap_commit" in self.traps and raft.role == StateRole.LEADER
+            and rd.hard_state is not None and rd.hard_state.commit > host.disk.durable.hard_state().commit
+            and raft.log.term_or_zero(rd.hard_state.commit) < raft.term
+        ):
+            fired = "trap_commit"
+        if fired is not None:
+            self.traps.remove(fired)
+            node_id = host.node_id
+            # Not from inside the host's Ready handling: right after it.
+            sim.schedule(0, lambda: (sim.isolate(node_id), sim.crash(node_id)))
 
     # ------------------------------------------------------------- faults
     def act(self, step: Step) -> None:
@@ -207,6 +229,14 @@ class _Runner:
             leader = sim.leader()
             if leader is not None:
                 sim.isolate(leader)
+        elif action in ("trap_new_leader", "trap_commit"):
+            # State-triggered nemesis (one shot): kill the next node that
+            # becomes leader the moment it does, or a leader the moment its
+            # commit index lands on an entry of an older term (which a correct
+            # leader never does: it commits through an entry of its own term) -
+            # with its in-flight packets (it is isolated first).  These open
+            # the narrow windows of paper figure 8.
+            self.traps.append(action)
         elif action == "campaign":
             host = sim.managers[managers[a % len(managers)]]
             if host.alive and not host.paused and host.raft is not None:
