@@ -204,7 +204,8 @@ def operation_convergence_times(samples: Sequence[StoreSample],
     """For each (time_ms, service, label): first later sample where that service converged."""
     result = []
     for position, (time_ms, service, label) in enumerate(operations):
-        next_ms = operations[position + 1][0] if position + 1 < len(operations) else None
+        # Until the next operation on the same service (others do not interrupt it).
+        next_ms = next((later[0] for later in operations[position + 1:] if later[1] == service), None)
         converged_ms = None
         for sample in samples:
             if sample.time_ms < time_ms or (next_ms is not None and sample.time_ms >= next_ms):
