@@ -47,6 +47,11 @@ Workers (scheduler.agent.Agent(node_id, hostname, runtime, role, resources, labe
         with fail_task(task_id, exit_code), fail_next_starts(n); commands ("exit", code, after_ticks),
         ("fail-on-start",).
 
+Checks (scheduler.checks): MonotonicWatch().observe(apply_result) (states never move backwards),
+    placement_violations(store), constraint_violations_at_assignment(apply_result, store).
+Optional: ManagerConfig(rebalance_on_node_join=True) evens out replicated services when a node joins or
+    returns (start-first moves; off by default, as in Swarm).
+
 Harness: scheduler.cluster.LocalCluster(managers, workers, seed, config) - immediate-commit log, step(),
     run(n), run_until(pred), propose(proposal), converged(name), kill_node(id), restart_node(id),
     change_leader(index).

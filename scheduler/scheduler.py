@@ -116,7 +116,8 @@ class Scheduler(Component):
             if task.node_id:
                 preassigned.append(task)
             else:
-                groups.setdefault((task.service_id, task.spec_version, id(task.template)), []).append(task)
+                # Same service and spec version means the same template.
+                groups.setdefault((task.service_id, task.spec_version), []).append(task)
         ops: list = []
         assigned = TaskStatus(TaskState.ASSIGNED, ASSIGNED_MESSAGE, "", now)
         for task in sorted(preassigned, key=lambda t: t.id):
@@ -128,7 +129,7 @@ class Scheduler(Component):
                 ops.append(PatchTask(task.id, task.version, status=assigned))
             else:
                 self._unplaced(task, self.pipeline.explain(), now, ops)
-        for key in sorted(groups, key=lambda k: (k[0], k[1], min(t.id for t in groups[k]))):
+        for key in sorted(groups):
             tasks = groups[key]
             tasks.sort(key=_slot_order)
             result = schedule_group(tasks, infos, self.pipeline, now, config.failure_window_ticks,
