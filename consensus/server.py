@@ -75,15 +75,15 @@ class ServerConfig:
     # Bound on the work of one pass of the Ready loop, so heartbeats and their
     # replies keep flowing under overload (a pass that blocks the loop for an
     # election timeout would make CheckQuorum depose a healthy leader).
-    committed_bytes_per_ready_max: int = 128 * 1024
-    max_inflight_bytes: int = 8 * 1024 * 1024  # per follower, bounds socket backlog ahead of heartbeats
+    committed_bytes_per_ready_max: int = 64 * 1024
+    max_inflight_bytes: int = 2 * 1024 * 1024  # per follower, bounds socket backlog ahead of heartbeats
     max_size_per_msg_bytes: int = 256 * 1024
     # Admission control: stop reading client sockets while this many commands
     # are proposed and not yet applied; resume below half (TCP pushes back).
     inflight_commands_max: int = 40000
     # Client requests handled per pass of the loop; the rest wait (reading
     # paused) for the next pass, so ticks and peer messages are never starved.
-    requests_per_pass_max: int = 4000
+    requests_per_pass_max: int = 2000
     max_uncommitted_entries_bytes: int = 64 * 1024 * 1024
     max_inflight_msgs: int = 256
     # Snapshot when either bound is reached since the last one (entries are
