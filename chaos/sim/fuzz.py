@@ -267,6 +267,7 @@ class _Runner:
     # ----------------------------------------------------------- liveness
     def heal_everything(self) -> None:
         sim = self.sim
+        self.traps.clear()  # faults stop: disarm the traps too
         sim.heal()
         sim.network.clear_links()
         sim.set_default_link(sim.config.default_link)
