@@ -477,8 +477,8 @@ def measure_system(system: str, fsync: bool, quick: bool, trials: int) -> dict:
     return results
 
 
-def _ratio(ours: Optional[float], theirs: Optional[float]) -> str:
-    if not ours or not theirs:
+def _ratio(ours: Any, theirs: Any) -> str:
+    if not isinstance(ours, (int, float)) or not isinstance(theirs, (int, float)) or not ours or not theirs:
         return "-"
     return f"{ours / theirs:.2f}x"
 
