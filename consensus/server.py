@@ -354,7 +354,7 @@ class RaftServer:
                 change = ConfChange(ConfChangeType(change_type), int(node_id), context)
                 index = self.node.propose_conf_change(change)
                 deadline = time.monotonic() + self.config.request_timeout_s
-                self.proposals[index] = _Proposal(self.node.term, [(connection, tag)], deadline, "conf")
+                self._track(index, _Proposal(self.node.term, [(connection, tag)], deadline, "conf"))
                 self.inflight_commands += 1
             else:
                 connection.respond(tag, _BAD_REQUEST, f"unknown request kind {kind!r}")
@@ -412,10 +412,19 @@ class RaftServer:
             self.stats["proposals_dropped"] += 1
             return
         self.stats["entries_proposed"] += 1
-        self.proposals[index] = _Proposal(self.node.term, waiters, time.monotonic() + self.config.request_timeout_s)
+        self._track(index, _Proposal(self.node.term, waiters, time.monotonic() + self.config.request_timeout_s))
         self.inflight_commands += len(waiters)
         if self.inflight_commands >= self.config.inflight_commands_max and not self.reading_paused:
             self._set_reading(paused=True)
+
+    def _track(self, index: int, proposal: _Proposal) -> None:
+        previous = self.proposals.pop(index, None)
+        if previous is not None:
+            # Our own log now holds a newer entry at that index (we lost and
+            # regained leadership): the older proposal can never commit.
+            self._settled(len(previous.waiters))
+            self._answer_lost(previous)
+        self.proposals[index] = proposal
 
     def _set_reading(self, paused: bool) -> None:
         self.reading_paused = paused
