@@ -19,7 +19,7 @@ import heapq
 import ipaddress
 from typing import Iterable, Optional
 
-from scheduler.component import Component, Context
+from scheduler.component import NETWORKS, STATE, TASK_ID, Component, Context
 from scheduler.errors import AllocationExhausted
 from scheduler.model import PortConfig, Service, ServiceEndpoint, Task, TaskState, TaskStatus, evolve
 from scheduler.store import Event, PatchTask, PatchTasks, Update
@@ -121,6 +121,24 @@ class Allocator(Component):
             return
         for event in events:
             kind = event.kind
+            if event.action == "create-many":
+                first = event.obj[0]
+                if first.status.state == TaskState.NEW or first.networks:
+                    for task in event.obj:
+                        self._track_task(task)
+                continue
+            if event.action == "update-many":
+                news = event.obj
+                if not any(map(NETWORKS, news)) and TaskState.NEW not in set(map(STATE, news)) and \
+                        self.new_tasks.keys().isdisjoint(map(TASK_ID, news)):
+                    continue   # nothing held, nothing to allocate
+                for task in news:
+                    if task.status.state >= TaskState.COMPLETE:
+                        self._free_task(task.id)
+                        self.new_tasks.pop(task.id, None)
+                    else:
+                        self._track_task(task)
+                continue
             if kind == "task":
                 task = event.obj
                 state = task.status.state

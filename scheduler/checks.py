@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from scheduler.constraints import node_matches, parse_constraints
 from scheduler.model import ServiceMode, TaskState
-from scheduler.store import Store
+from scheduler.store import Store, expand
 
 
 class MonotonicWatch:
@@ -25,7 +25,7 @@ class MonotonicWatch:
     def observe(self, result) -> None:
         if result is None:
             return
-        for event in result.events:
+        for event in expand(result.events):
             if event.kind != "task" or event.action == "delete":
                 continue
             task = event.obj
@@ -61,7 +61,7 @@ def constraint_violations_at_assignment(result, store: Store) -> list[str]:
     """For an ApplyResult: every task that just became ASSIGNED must be on a
     node matching its constraints, ready and active."""
     problems = []
-    for event in result.events:
+    for event in expand(result.events):
         if event.kind != "task" or event.action != "update":
             continue
         task, old = event.obj, event.old

@@ -8,10 +8,23 @@ events once committed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from operator import attrgetter, lt
 from typing import Iterable
 
 from scheduler.config import ManagerConfig
+from scheduler.model import TaskState
 from scheduler.store import Event, Store
+
+
+# Field getters for scanning bulk events at C speed (map/any/set over them).
+TASK_ID = attrgetter("id")
+SERVICE_ID = attrgetter("service_id")
+NODE_ID = attrgetter("node_id")
+DESIRED = attrgetter("desired_state")
+STATE = attrgetter("status.state")
+NETWORKS = attrgetter("networks")
+DESIRED_PAST_RUNNING = partial(lt, TaskState.RUNNING)   # f(state) == (RUNNING < state)
 
 
 @dataclass(slots=True)

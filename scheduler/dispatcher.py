@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from scheduler.component import Component, Context
+from operator import ne
+
+from scheduler.component import NODE_ID, STATE, Component, Context
 from scheduler.messages import (Assignments, Heartbeat, Register, RegisterAck, SessionInvalid, StatusReport)
 from scheduler.model import Node, NodeRole, NodeStatus, TaskState, evolve, labels_from
 from scheduler.store import Create, Event, ReportStatus, Update
@@ -83,6 +85,17 @@ class Dispatcher(Component):
 
     def on_events(self, events: Iterable[Event]) -> None:
         for event in events:
+            if event.action == "create-many":
+                continue   # new tasks are NEW or PENDING: not yet any agent's business
+            if event.action == "update-many":
+                news, olds = event.obj, event.old
+                if max(map(STATE, news)) < TaskState.ASSIGNED and not any(map(ne, map(NODE_ID, news),
+                                                                              map(NODE_ID, olds))):
+                    continue
+                self.dirty_nodes.update(map(NODE_ID, news))
+                self.dirty_nodes.update(map(NODE_ID, olds))
+                self.dirty_nodes.discard("")
+                continue
             if event.kind == "task":
                 task, old = event.obj, event.old
                 if task.status.state < TaskState.ASSIGNED and (old is None or old.node_id == task.node_id):

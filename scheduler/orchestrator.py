@@ -18,13 +18,16 @@ from __future__ import annotations
 import heapq
 from typing import Iterable
 
-from scheduler.component import Component, Context
+from operator import ne
+
+from scheduler.component import DESIRED, SERVICE_ID, STATE, Component, Context
 from scheduler.constraints import node_matches, parse_constraints
 from scheduler.model import NodeAvailability, NodeStatus, Service, ServiceMode, Task, TaskState, UpdateState
 from scheduler.restart import RestartSupervisor, next_task_id, slot_key
 from scheduler.store import CreateTasks, Event, PatchTask
 
 LIVE = TaskState.RUNNING   # a task is "live" while its desired state is <= RUNNING
+_INTERESTING_STATES = frozenset(s for s in TaskState if s == TaskState.RUNNING or s >= TaskState.COMPLETE)
 
 
 def host_ports_of(service: Service) -> tuple[tuple[str, int], ...]:
@@ -55,6 +58,19 @@ class Orchestrator(Component):
     def on_events(self, events: Iterable[Event]) -> None:
         for event in events:
             kind = event.kind
+            if event.action == "create-many":
+                continue   # creations never need a reconcile
+            if event.action == "update-many":
+                news, olds = event.obj, event.old
+                if _INTERESTING_STATES.isdisjoint(map(STATE, news)) and not any(map(ne, map(DESIRED, news),
+                                                                                        map(DESIRED, olds))):
+                    continue   # e.g. 100k tasks moving to PENDING or ASSIGNED
+                for task, old in zip(news, olds):
+                    state = task.status.state
+                    if old.desired_state != task.desired_state or (
+                            old.status.state != state and (state >= TaskState.COMPLETE or state == TaskState.RUNNING)):
+                        self.dirty.add(task.service_id)
+                continue
             if kind == "task":
                 # Creations never need a reconcile (whoever created the task
                 # accounted for it); changes of desired state, a task reaching

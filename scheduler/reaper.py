@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from scheduler.component import Component, Context
+from scheduler.component import DESIRED, DESIRED_PAST_RUNNING, Component, Context
 from scheduler.model import NodeStatus, Task, TaskState
 from scheduler.restart import slot_key
 from scheduler.store import Delete, Event
@@ -46,6 +46,12 @@ class TaskReaper(Component):
 
     def on_events(self, events: Iterable[Event]) -> None:
         for event in events:
+            if event.action == "create-many":
+                continue
+            if event.action == "update-many":
+                if any(map(DESIRED_PAST_RUNNING, map(DESIRED, event.obj))):
+                    self.dirty.update(t.service_id for t in event.obj if t.desired_state > TaskState.RUNNING)
+                continue
             if event.kind == "task":
                 task = event.obj
                 if task.desired_state > TaskState.RUNNING and event.action != "delete":

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from scheduler.component import Component, Context
+from scheduler.component import SERVICE_ID, Component, Context
 from scheduler.constraints import node_matches, parse_constraints
 from scheduler.model import NodeAvailability, NodeStatus, ServiceMode, TaskState, UpdateState
 from scheduler.orchestrator import host_ports_of, initial_state_of
 from scheduler.restart import next_task_id
-from scheduler.store import CreateTasks, Event
+from scheduler.store import BULK_ACTIONS, CreateTasks, Event
 
 
 class Rebalancer(Component):
@@ -34,6 +34,10 @@ class Rebalancer(Component):
 
     def on_events(self, events: Iterable[Event]) -> None:
         for event in events:
+            if event.action in BULK_ACTIONS:
+                if self.rebalancing:
+                    self.dirty |= self.rebalancing.intersection(map(SERVICE_ID, event.obj))
+                continue
             if event.kind == "node" and event.action != "delete":
                 node, old = event.obj, event.old
                 if node.status == NodeStatus.READY and (old is None or old.status != NodeStatus.READY or

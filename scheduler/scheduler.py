@@ -10,12 +10,29 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from scheduler.component import Component, Context
+from scheduler.component import NODE_ID, TASK_ID, Component, Context
 from scheduler.model import Task, TaskState, TaskStatus
 from scheduler.placement import NodeInfo, Pipeline, is_active_on_node, schedule_group
-from scheduler.store import Event, PatchTask, PatchTasks
+from scheduler.store import BULK_ACTIONS, Event, PatchTask, PatchTasks, expand
 
 ASSIGNED_MESSAGE = "scheduler assigned task to node"
+
+
+def expand_bulk(events: Iterable[Event], scheduler: "Scheduler") -> Iterable[Event]:
+    """Bulk events as per-task events, except the common bulk creation of
+    unassigned PENDING tasks, which goes straight into the pending table."""
+    for event in events:
+        if event.action == "create-many":
+            first = event.obj[0]
+            if first.status.state == TaskState.PENDING and first.desired_state <= TaskState.RUNNING and \
+                    not any(map(NODE_ID, event.obj)):
+                scheduler.pending.update(zip(map(TASK_ID, event.obj), event.obj))
+                scheduler.changed = True
+                continue
+        if event.action in BULK_ACTIONS:
+            yield from expand((event,))
+        else:
+            yield event
 
 
 def _slot_order(task: Task) -> tuple:
@@ -55,7 +72,7 @@ class Scheduler(Component):
         infos = self.infos
         pending = self.pending
         running = TaskState.RUNNING
-        for event in events:
+        for event in expand_bulk(events, self):
             if event.kind == "task":
                 task, old = event.obj, event.old
                 # Fast path, the bulk of every big placement: our own decision

@@ -311,12 +311,31 @@ def _decode_op(raw: Any, templates: list) -> Op:
 # --------------------------------------------------------------- events
 
 class Event(NamedTuple):
-    """A watch event. A NamedTuple rather than a dataclass: 100k of them are
-    built per bulk op and a tuple is the cheapest immutable record."""
-    action: str            # "create" | "update" | "delete"
+    """A watch event. Bulk ops (CreateTasks, PatchTasks) yield ONE event for
+    all their tasks - action "create-many" (obj: tuple of new tasks) or
+    "update-many" (obj: new tasks, old: the same tasks before) - so that a
+    component can skip 100k uninteresting changes with a few C-level scans;
+    :func:`expand` turns them into per-task events where that is simpler."""
+    action: str            # "create" | "update" | "delete" | "create-many" | "update-many"
     kind: str
-    obj: Any               # the new object (the old one for deletes)
+    obj: Any               # the new object (the old one for deletes); a tuple for bulk events
     old: Any = None
+
+
+BULK_ACTIONS = ("create-many", "update-many")
+
+
+def expand(events: Iterable[Event]) -> Iterable[Event]:
+    """Per-object events, bulk events unrolled in order."""
+    for event in events:
+        if event.action == "update-many":
+            for new, old in zip(event.obj, event.old):
+                yield Event("update", event.kind, new, old)
+        elif event.action == "create-many":
+            for new in event.obj:
+                yield Event("create", event.kind, new, None)
+        else:
+            yield event
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,8 +480,8 @@ class Store:
             prototype = Task("prototype", op.service_id, 0, "", op.spec_version, op.template, op.desired_state,
                              status, (), op.host_ports, history, op.timestamp_ticks, index).__dict__
             new_task = object.__new__
-            new_event = tuple.__new__
-            append = events.append
+            created: list = []
+            append = created.append
             check_staged = bool(staged)
             for task_id, slot, node_id in op.rows:
                 key = ("task", task_id)
@@ -477,7 +496,9 @@ class Store:
                 values["node_id"] = node_id
                 staged[key] = task
                 check_staged = True
-                append(new_event(Event, ("create", "task", task, None)))
+                append(task)
+            if created:
+                events.append(Event("create-many", "task", tuple(created), None))
         elif cls is Create:
             kind = kind_of(op.obj)
             if self._current(staged, kind, op.obj.id) is not None:
@@ -526,8 +547,9 @@ class Store:
         status, desired = op.status, op.desired_state
         history_entry = None if status is None else ((int(status.state), status.timestamp_ticks),)
         new_task = object.__new__
-        new_event = tuple.__new__   # Event(...) without the NamedTuple's Python-level __new__ frame
-        append = events.append
+        news: list = []
+        olds: list = []
+        append_new, append_old = news.append, olds.append
         history_max = TASK_HISTORY_ENTRIES_MAX
         check_staged = bool(staged)   # first op of a transaction: nothing staged to look through
         for task_id, version, node_id, networks in op.rows:
@@ -563,7 +585,10 @@ class Store:
                                           "moves backwards")
                 values["desired_state"] = desired
             staged[key] = new
-            append(new_event(Event, ("update", "task", new, task)))
+            append_new(new)
+            append_old(task)
+        if news:
+            events.append(Event("update-many", "task", tuple(news), tuple(olds)))
 
     def _check_unique_name(self, kind: str, obj: Any, staged: dict) -> None:
         name = obj.spec.name if kind == "service" else getattr(obj, "name", None)

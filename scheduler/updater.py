@@ -26,12 +26,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from scheduler.component import Component, Context
+from scheduler.component import SERVICE_ID, Component, Context
 from scheduler.model import (FailureAction, Service, ServiceMode, Task, TaskState, UpdateOrder, UpdateState,
                              UpdateStatus, evolve)
 from scheduler.orchestrator import host_ports_of, initial_state_of
 from scheduler.restart import next_task_id, slot_key
-from scheduler.store import CreateTasks, Event, PatchTask, Update
+from scheduler.store import BULK_ACTIONS, CreateTasks, Event, PatchTask, Update
 
 ACTIVE_STATES = (UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED)
 
@@ -65,6 +65,10 @@ class Updater(Component):
         active = self.active
         for event in events:
             kind = event.kind
+            if event.action in BULK_ACTIONS:
+                if active:
+                    self.dirty |= active.intersection(map(SERVICE_ID, event.obj))
+                continue
             if kind == "task":
                 if event.obj.service_id in active:
                     self.dirty.add(event.obj.service_id)
