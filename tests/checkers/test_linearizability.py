@@ -348,3 +348,17 @@ def test_configuration_bound_answers_unknown() -> None:
     assert result.verdict == "unknown" and "cached configurations" in result.keys[0].reason
     with pytest.raises(ValueError, match="configurations_max"):
         check_linearizability(History(), configurations_max=0)
+
+
+def test_search_kernel_directly() -> None:
+    from chaos.checkers.models import READ, WRITE, _step
+    from chaos.checkers.search import Budget, search
+
+    calls = [(WRITE, 1), (READ, 1), (READ, None)]
+    # write [0, 3], read 1 [1, 2], read nil [4, 5]: the last read cannot see the write undone.
+    outcome = search(calls, [0, 1, 4], [3, 2, 5], None, _step, Budget(), [False, True, True], [True, False, False])
+    assert outcome.verdict == "illegal" and outcome.prefix == [0, 1] and outcome.blocked == 2
+    fine = search(calls[:2], [0, 1], [3, 2], None, _step, Budget())
+    assert fine.verdict == "ok" and fine.linearization == [0, 1]
+    with pytest.raises(AssertionError):
+        search(calls[:1], [5], [3], None, _step, Budget())  # returns before it is invoked
