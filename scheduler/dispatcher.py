@@ -19,7 +19,7 @@ from operator import ne
 
 from scheduler.component import NODE_ID, STATE, Component, Context
 from scheduler.messages import (Assignments, Heartbeat, Register, RegisterAck, SessionInvalid, StatusReport)
-from scheduler.model import Node, NodeRole, NodeStatus, TaskState, evolve, labels_from
+from scheduler.model import Node, NodeRole, NodeStatus, TaskState, evolve
 from scheduler.store import Create, Event, ReportStatus, Update
 
 

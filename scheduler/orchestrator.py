@@ -20,7 +20,7 @@ from typing import Iterable
 
 from operator import ne
 
-from scheduler.component import DESIRED, SERVICE_ID, STATE, Component, Context
+from scheduler.component import DESIRED, STATE, Component, Context
 from scheduler.constraints import node_matches, parse_constraints
 from scheduler.model import NodeAvailability, NodeStatus, Service, ServiceMode, Task, TaskState, UpdateState
 from scheduler.restart import RestartSupervisor, next_task_id, slot_key

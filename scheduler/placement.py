@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import Iterable, Optional
+
 
 from scheduler.constraints import node_attribute, node_matches, parse_constraints, parse_preferences
 from scheduler.model import NodeAvailability, NodeStatus, Task, TaskState

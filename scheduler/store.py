@@ -688,5 +688,6 @@ class Store:
     def restore_into(self, data: bytes) -> None:
         """Replace this store's contents with a snapshot (for Raft InstallSnapshot)."""
         other = Store.restore(data)
-        self.objects, self.tasks_by_service, self.tasks_by_node = other.objects, other.tasks_by_service, other.tasks_by_node
+        self.objects = other.objects
+        self.tasks_by_service, self.tasks_by_node = other.tasks_by_service, other.tasks_by_node
         self.service_by_name, self.applied_index = other.service_by_name, other.applied_index

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from scheduler.component import SERVICE_ID, Component, Context
-from scheduler.model import (FailureAction, Service, ServiceMode, Task, TaskState, UpdateOrder, UpdateState,
+from scheduler.model import (FailureAction, Service, Task, TaskState, UpdateOrder, UpdateState,
                              UpdateStatus, evolve)
 from scheduler.orchestrator import host_ports_of, initial_state_of
 from scheduler.restart import next_task_id, slot_key
@@ -203,7 +203,8 @@ class Updater(Component):
 
     @staticmethod
     def _rollback(service: Service, now: int, ops: list, message: str) -> None:
-        rolled = evolve(service, spec=dataclasses.replace(service.previous_spec, replicas=service.spec.replicas), spec_version=service.spec_version + 1,
+        previous = dataclasses.replace(service.previous_spec, replicas=service.spec.replicas)
+        rolled = evolve(service, spec=previous, spec_version=service.spec_version + 1,
                         previous_spec=service.spec, previous_spec_version=service.spec_version,
                         update_status=UpdateStatus(UpdateState.ROLLBACK_STARTED, now, 0, message))
         ops.append(Update(rolled, service.version))

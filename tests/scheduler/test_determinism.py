@@ -17,7 +17,8 @@ c = LocalCluster(managers=3, workers=4, seed=42, config=ManagerConfig(heartbeat_
                  labels=lambda i: {"zone": "abc"[i % 3]})
 c.run(3)
 api = c.leader.api
-spec = ServiceSpec(name="web", replicas=7, task=TaskTemplate(placement=Placement(preferences=("spread=node.labels.zone",))),
+spread = Placement(preferences=("spread=node.labels.zone",))
+spec = ServiceSpec(name="web", replicas=7, task=TaskTemplate(placement=spread),
                    ports=(PortConfig(80),), update=UpdateConfig(parallelism=2))
 c.propose(api.create_service(spec))
 c.propose(api.create_service(ServiceSpec(name="mon", mode=ServiceMode.GLOBAL, replicas=0)))

@@ -13,7 +13,7 @@ from scheduler.config import ManagerConfig
 from scheduler.messages import Assignments
 from scheduler.model import (FailureAction, NodeAvailability, NodeStatus, Placement, PortConfig, RestartCondition,
                              RestartPolicy, ServiceMode, ServiceSpec, TaskState, TaskTemplate, UpdateConfig,
-                             UpdateOrder, UpdateState, labels_from)
+                             UpdateOrder, UpdateState)
 
 
 class Checked(LocalCluster):

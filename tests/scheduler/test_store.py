@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, strategies as st
 
 from scheduler.errors import AlreadyExists, MalformedEntry, NotFound, StateRegression, VersionConflict
-from scheduler.model import Node, NodeStatus, Service, ServiceSpec, TaskState, TaskStatus, TaskTemplate, evolve
+from scheduler.model import Node, NodeStatus, Service, ServiceSpec, TaskState, TaskStatus, evolve
 from scheduler.store import (Assert, Create, CreateTasks, Delete, PatchTask, PatchTasks, ReportStatus, Store,
                              Transaction, Update)
 
@@ -123,7 +123,8 @@ def test_garbage_never_raises(data: bytes) -> None:
 def test_structured_garbage_never_raises(value) -> None:
     from scheduler import codec
     store = fresh()
-    result = store.apply(2, codec.pack([1, "", "", 0, [], [["p"] + value, ["c", "task", value], ["P", None, None, [value]]]]))
+    ops = [["p"] + value, ["c", "task", value], ["P", None, None, [value]]]
+    result = store.apply(2, codec.pack([1, "", "", 0, [], ops]))
     assert not result.ok
 
 
