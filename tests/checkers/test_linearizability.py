@@ -362,3 +362,48 @@ def test_search_kernel_directly() -> None:
     assert fine.verdict == "ok" and fine.linearization == [0, 1]
     with pytest.raises(AssertionError):
         search(calls[:1], [5], [3], None, _step, Budget())  # returns before it is invoked
+
+
+class CounterModel:
+    """A user's own model through the same protocol: ``add`` n, ``read`` the total."""
+
+    name = "counter"
+
+    def initial_state(self) -> int:
+        return 0
+
+    def partition_key(self, operation: Any) -> Any:
+        return operation.key
+
+    def compile(self, operation: Any) -> tuple[Any, ...] | None:
+        if operation.f not in ("add", "read"):
+            raise ModelError(f"a counter has add/read, not {operation.f!r}")
+        if operation.status == "fail" or (operation.f == "read" and operation.status == "info"):
+            return None
+        return ("add", operation.input) if operation.f == "add" else ("read", operation.output)
+
+    def step(self, state: int, call: tuple[Any, ...]) -> Any:
+        from chaos.checkers.models import ILLEGAL
+        if call[0] == "add":
+            return state + call[1]
+        return state if state == call[1] else ILLEGAL
+
+    def observes_only(self, call: tuple[Any, ...]) -> bool:
+        return call[0] == "read"
+
+    def blind_write(self, call: tuple[Any, ...]) -> bool:
+        return False
+
+    def final_read(self, key: Any, value: Any) -> tuple[str, Any]:
+        return "read", value
+
+    def describe_state(self, state: int) -> str:
+        return str(state)
+
+
+def test_a_user_model_plugs_in() -> None:
+    h = build((0, "invoke", "add", 2), (1, "invoke", "add", 3), (0, "ok", None), (2, "invoke", "read", None),
+              (2, "ok", 3), (1, "ok", None), (2, "invoke", "read", None), (2, "ok", 5))
+    assert check_linearizability(h, CounterModel()).verdict == "ok"
+    bad = build((0, "invoke", "add", 2), (0, "ok", None), (2, "invoke", "read", None), (2, "ok", 3))
+    assert check_linearizability(bad, CounterModel()).verdict == "illegal"
