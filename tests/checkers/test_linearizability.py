@@ -403,7 +403,7 @@ class CounterModel:
 
 def test_a_user_model_plugs_in() -> None:
     h = build((0, "invoke", "add", 2), (1, "invoke", "add", 3), (0, "ok", None), (2, "invoke", "read", None),
-              (2, "ok", 3), (1, "ok", None), (2, "invoke", "read", None), (2, "ok", 5))
+              (2, "ok", 2), (1, "ok", None), (2, "invoke", "read", None), (2, "ok", 5))
     assert check_linearizability(h, CounterModel()).verdict == "ok"
     bad = build((0, "invoke", "add", 2), (0, "ok", None), (2, "invoke", "read", None), (2, "ok", 3))
     assert check_linearizability(bad, CounterModel()).verdict == "illegal"
