@@ -100,3 +100,6 @@ def test_figure8_switch_is_caught_by_the_checker_in_the_simulator() -> None:
     violations = figure8_in_the_simulator(unsafe=True)
     assert violations, "the planted figure-8 bug went unnoticed"
     assert violations[0] in ("state machine safety", "leader completeness", "committed entry lost")
+
+
+test_figure8_switch_is_caught_by_the_checker_in_the_simulator.planted_bug = True  # type: ignore[attr-defined]
