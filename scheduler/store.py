@@ -406,7 +406,9 @@ class Store:
         """Apply an already-decoded transaction (standalone use and tests)."""
         if index > self.applied_index:
             self.applied_index = index
-        staged: dict[tuple[str, str], Any] = {}
+        # Per kind: object id -> new object (None = deleted). Plain string keys
+        # per kind, not (kind, id) tuples: 100k tuple builds and hashes saved.
+        staged: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         events: list[Event] = []
         try:
             for op in transaction.ops:
@@ -422,9 +424,9 @@ class Store:
                            transaction.sequence)
 
     def _current(self, staged: dict, kind: str, object_id: str) -> Any:
-        key = (kind, object_id)
-        if key in staged:
-            return staged[key]
+        table = staged[kind]
+        if object_id in table:
+            return table[object_id]
         return self.objects[kind].get(object_id)
 
     def _stage(self, index: int, op: Op, staged: dict, events: list) -> None:
@@ -454,7 +456,7 @@ class Store:
             if op.networks is not None:
                 changes["networks"] = op.networks
             new = evolve(task, **changes)
-            staged[("task", task.id)] = new
+            staged["task"][task.id] = new
             events.append(Event("update", "task", new, task))
         elif cls is PatchTasks:
             self._stage_bulk(index, op, staged, events)
@@ -468,7 +470,7 @@ class Store:
             new = evolve(task, status=op.status, version=index,
                          history=(task.history + ((int(op.status.state), op.status.timestamp_ticks),)
                                   )[-TASK_HISTORY_ENTRIES_MAX:])
-            staged[("task", task.id)] = new
+            staged["task"][task.id] = new
             events.append(Event("update", "task", new, task))
         elif cls is CreateTasks:
             status = TaskStatus(op.initial_state, "created" if op.initial_state == TaskState.NEW else
@@ -482,10 +484,10 @@ class Store:
             new_task = object.__new__
             created: list = []
             append = created.append
-            check_staged = bool(staged)
+            staged_tasks = staged["task"]
+            check_staged = bool(staged_tasks)
             for task_id, slot, node_id in op.rows:
-                key = ("task", task_id)
-                if task_id in tasks or (check_staged and key in staged) or not task_id:
+                if task_id in tasks or (check_staged and task_id in staged_tasks) or not task_id:
                     raise AlreadyExists(f"task {task_id} already exists") if task_id else \
                         MalformedEntry("empty task id")
                 task = new_task(Task)
@@ -494,7 +496,7 @@ class Store:
                 values["id"] = task_id
                 values["slot"] = slot
                 values["node_id"] = node_id
-                staged[key] = task
+                staged_tasks[task_id] = task
                 check_staged = True
                 append(task)
             if created:
@@ -505,7 +507,7 @@ class Store:
                 raise AlreadyExists(f"{kind} {op.obj.id} already exists")
             self._check_unique_name(kind, op.obj, staged)
             new = evolve(op.obj, version=index)
-            staged[(kind, new.id)] = new
+            staged[kind][new.id] = new
             events.append(Event("create", kind, new))
         elif cls is Update:
             kind = kind_of(op.obj)
@@ -520,7 +522,7 @@ class Store:
                     kind == "service" and old.spec.name != op.obj.spec.name):
                 self._check_unique_name(kind, op.obj, staged)
             new = evolve(op.obj, version=index)
-            staged[(kind, new.id)] = new
+            staged[kind][new.id] = new
             events.append(Event("update", kind, new, old))
         elif cls is Delete:
             if op.kind not in KINDS:
@@ -530,7 +532,7 @@ class Store:
                 raise NotFound(f"{op.kind} {op.id} not found")
             if op.expected_version and old.version != op.expected_version:
                 raise VersionConflict(f"{op.kind} {op.id} is at version {old.version}, expected {op.expected_version}")
-            staged[(op.kind, op.id)] = None
+            staged[op.kind][op.id] = None
             events.append(Event("delete", op.kind, old, old))
         elif cls is Assert:
             if op.kind not in KINDS:
@@ -551,11 +553,11 @@ class Store:
         olds: list = []
         append_new, append_old = news.append, olds.append
         history_max = TASK_HISTORY_ENTRIES_MAX
-        check_staged = bool(staged)   # first op of a transaction: nothing staged to look through
+        staged_tasks = staged["task"]
+        check_staged = bool(staged_tasks)   # first op of a transaction: nothing staged to look through
         for task_id, version, node_id, networks in op.rows:
-            key = ("task", task_id)
-            if check_staged and key in staged:
-                task = staged[key]
+            if check_staged and task_id in staged_tasks:
+                task = staged_tasks[task_id]
             else:
                 task = tasks.get(task_id)
                 if task is None:
@@ -584,7 +586,7 @@ class Store:
                     raise StateRegression(f"task {task_id}: desired {task.desired_state.name} -> {desired.name} "
                                           "moves backwards")
                 values["desired_state"] = desired
-            staged[key] = new
+            staged_tasks[task_id] = new
             append_new(new)
             append_old(task)
         if news:
@@ -596,61 +598,71 @@ class Store:
             return
         for other in self.objects[kind].values():
             other_name = other.spec.name if kind == "service" else other.name
-            if other_name == name and other.id != obj.id and staged.get((kind, other.id), other) is not None:
+            if other_name == name and other.id != obj.id and staged[kind].get(other.id, other) is not None:
                 raise AlreadyExists(f"{kind} name {name!r} is in use by {other.id}")
-        for (staged_kind, staged_id), other in staged.items():
-            if staged_kind == kind and other is not None and staged_id != obj.id:
+        for staged_id, other in staged[kind].items():
+            if other is not None and staged_id != obj.id:
                 other_name = other.spec.name if kind == "service" else other.name
                 if other_name == name:
                     raise AlreadyExists(f"{kind} name {name!r} is given twice in one transaction")
 
     def _commit(self, staged: dict) -> None:
         objects = self.objects
-        by_service = self.tasks_by_service
-        by_node = self.tasks_by_node
-        tasks = objects["task"]
-        for (kind, object_id), new in staged.items():
+        for kind, changes in staged.items():
+            if not changes:
+                continue
             if kind == "task":
-                old = tasks.get(object_id)
-                if new is None:
-                    del tasks[object_id]
-                    service_tasks = by_service[old.service_id]
-                    del service_tasks[object_id]
-                    if not service_tasks:
-                        del by_service[old.service_id]
-                    if old.node_id:
-                        del by_node[old.node_id][object_id]
-                    continue
-                tasks[object_id] = new
-                service_id, node_id = new.service_id, new.node_id
-                if old is None or old.service_id != service_id:
-                    if old is not None:
-                        del by_service[old.service_id][object_id]
-                    service_tasks = by_service.get(service_id)
-                    if service_tasks is None:
-                        service_tasks = by_service[service_id] = {}
-                    service_tasks[object_id] = new
-                else:
-                    by_service[service_id][object_id] = new
-                if old is not None and old.node_id and old.node_id != node_id:
-                    del by_node[old.node_id][object_id]
-                if node_id:
-                    node_tasks = by_node.get(node_id)
-                    if node_tasks is None:
-                        node_tasks = by_node[node_id] = {}
-                    node_tasks[object_id] = new
+                self._commit_tasks(changes)
                 continue
             table = objects[kind]
-            old = table.get(object_id)
-            if kind == "service":
-                if old is not None:
-                    self.service_by_name.pop(old.spec.name, None)
-                if new is not None:
-                    self.service_by_name[new.spec.name] = object_id
+            for object_id, new in changes.items():
+                old = table.get(object_id)
+                if kind == "service":
+                    if old is not None:
+                        self.service_by_name.pop(old.spec.name, None)
+                    if new is not None:
+                        self.service_by_name[new.spec.name] = object_id
+                if new is None:
+                    table.pop(object_id, None)
+                else:
+                    table[object_id] = new
+
+    def _commit_tasks(self, changes: dict) -> None:
+        by_service = self.tasks_by_service
+        by_node = self.tasks_by_node
+        tasks = self.objects["task"]
+        get = tasks.get
+        for object_id, new in changes.items():
+            old = get(object_id)
             if new is None:
-                table.pop(object_id, None)
+                del tasks[object_id]
+                service_tasks = by_service[old.service_id]
+                del service_tasks[object_id]
+                if not service_tasks:
+                    del by_service[old.service_id]
+                if old.node_id:
+                    del by_node[old.node_id][object_id]
+                continue
+            service_id, node_id = new.service_id, new.node_id
+            if old is None or old.service_id != service_id:
+                if old is not None:
+                    del by_service[old.service_id][object_id]
+                service_tasks = by_service.get(service_id)
+                if service_tasks is None:
+                    service_tasks = by_service[service_id] = {}
+                service_tasks[object_id] = new
             else:
-                table[object_id] = new
+                by_service[service_id][object_id] = new
+            if old is not None and old.node_id and old.node_id != node_id:
+                del by_node[old.node_id][object_id]
+            if node_id:
+                node_tasks = by_node.get(node_id)
+                if node_tasks is None:
+                    node_tasks = by_node[node_id] = {}
+                node_tasks[object_id] = new
+        tasks.update(changes)     # one C-level pass; deleted ids were removed above
+        for object_id in [k for k, v in changes.items() if v is None]:
+            tasks.pop(object_id, None)
 
     # ---- snapshots
     def snapshot(self) -> bytes:
@@ -673,12 +685,14 @@ class Store:
         _, applied_index, raw_templates, kinds = value
         store = cls()
         templates = [codec.decode(TaskTemplate, t) for t in raw_templates]
-        staged = {}
+        staged: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         try:
             for kind, objects in kinds:
                 for wire in objects:
                     obj = _decode_object(kind, wire, templates)
-                    staged[(kind, obj.id)] = obj
+                    if kind not in staged:
+                        raise MalformedEntry(f"unknown object kind {kind!r}")
+                    staged[kind][obj.id] = obj
         except (TypeError, ValueError, InvalidSpec) as error:
             raise MalformedEntry(f"bad snapshot object: {error}") from None
         store._commit(staged)
