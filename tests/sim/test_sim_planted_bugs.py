@@ -103,3 +103,28 @@ def test_figure8_switch_is_caught_by_the_checker_in_the_simulator() -> None:
 
 
 test_figure8_switch_is_caught_by_the_checker_in_the_simulator.planted_bug = True  # type: ignore[attr-defined]
+
+
+FIGURE8_SCHEDULE = [
+    Step(0, "trap_new_leader"),   # the next leader dies as soon as it is elected
+    Step(0, "isolate_leader"),    # the current leader keeps appending, alone
+    Step(4000, "heal"),
+    Step(0, "trap_commit"),       # kill a leader that commits an older-term entry
+    Step(4000, "restart"),        # the trapped leader returns with its conflicting entry
+    Step(4000, "heal"),
+]
+
+
+def test_figure8_switch_is_found_by_a_six_step_fuzz_schedule() -> None:
+    from chaos.checkers.raft_safety import RaftSafetyViolation
+
+    unsafe = {"unsafe_skip_figure8_commit_rule": True, "max_size_per_msg_bytes": 1}
+    found = []
+    for seed in range(12):
+        try:
+            run_schedule(seed, 3, FIGURE8_SCHEDULE, raft_overrides=unsafe, check_liveness=False)
+        except RaftSafetyViolation as violation:
+            found.append((seed, violation.property))
+    assert found, "the figure-8 schedule never tripped the planted bug"
+    for seed in range(6):  # and the same schedule is harmless without the bug
+        assert run_schedule(seed, 3, FIGURE8_SCHEDULE, raft_overrides={"max_size_per_msg_bytes": 1}).ok
