@@ -47,7 +47,7 @@ def test_garbage_raises_only_malformed_frame(raw) -> None:
 def test_mutated_fields_raise_only_malformed_frame(message, data) -> None:
     fields = msgpack.unpackb(encode_message(message)[1:], raw=False)
     position = data.draw(st.integers(0, len(fields) - 1))
-    fields[position] = data.draw(st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=3), st.floats(), st.lists(st.integers(), max_size=3)))
+    fields[position] = data.draw(st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=3), st.floats(), st.lists(st.integers(-(2**63), 2**64 - 1), max_size=3)))
     try:
         decode_message(b"\x01" + msgpack.packb(fields, use_bin_type=True))
     except MalformedFrame:
