@@ -47,7 +47,7 @@ from consensus.raft import Config, RaftNode
 from consensus.server_protocol import CLIENT_FRAME_BYTES_MAX, RequestKind, ResponseStatus, parse_address
 from consensus.transport import PeerTransport
 from consensus.transport_framing import LENGTH, FrameDecoder, FrameTooLarge
-from consensus.types import ConfChange, ConfChangeType, ConfState, EntryType, Message, StateRole
+from consensus.types import ConfChange, ConfChangeType, ConfState, EntryType, Message, MessageType, StateRole
 
 logger = logging.getLogger(__name__)
 Address = tuple[str, int]
@@ -225,6 +225,8 @@ class RaftServer:
         self.applied = snapshot.metadata.index
         self.last_snapshot_index = snapshot.metadata.index
         self.applied_bytes_since_snapshot = 0
+        hard_state, _conf = self.storage.initial_state()
+        self.durable_term_vote = (hard_state.term, hard_state.vote)
         self.node = RaftNode(
             Config(
                 id=config.node_id,
@@ -504,16 +506,20 @@ class RaftServer:
                         self._on_soft_state(rd.soft_state.leader_id, rd.soft_state.role)
                     if rd.messages:
                         transport.send_many(rd.messages)
+                    after_persist = rd.messages_after_persist
                     if rd.hard_state is not None or rd.entries or rd.snapshot is not None:
                         storage.save(rd.hard_state, rd.entries, rd.snapshot)
                         if rd.must_sync and self._executor is not None:
+                            after_persist = self._send_heartbeat_replies_early(rd)
                             # Group commit: the loop keeps receiving during the fsync.
                             await loop.run_in_executor(self._executor, storage.sync)
                         else:
                             # fsync off, or only the commit index changed (lazy).
                             storage.sync(fsync=rd.must_sync)
-                    if rd.messages_after_persist:
-                        transport.send_many(rd.messages_after_persist)
+                        if rd.hard_state is not None:
+                            self.durable_term_vote = (rd.hard_state.term, rd.hard_state.vote)
+                    if after_persist:
+                        transport.send_many(after_persist)
                     if rd.snapshot is not None and not rd.snapshot.is_empty():
                         self._install_snapshot(rd)
                     if rd.committed_entries:
@@ -538,6 +544,23 @@ class RaftServer:
                 os._exit(70)
             self._flush_clients()
             self._note_pass(pass_start)
+
+    def _send_heartbeat_replies_early(self, rd: Any) -> tuple:
+        """Send HEARTBEAT_RESP messages before the fsync when they promise
+        nothing the fsync is about: their term (and our vote) is already
+        durable.  They carry no log position, only "I follow you in term T"
+        (and a ReadIndex ack); making them wait for an fsync of unrelated
+        entries lets a slow disk depose a healthy leader via CheckQuorum.
+        Everything else (append and vote replies) still waits."""
+        term, vote = self.durable_term_vote
+        if rd.hard_state is not None and (rd.hard_state.term, rd.hard_state.vote) != (term, vote):
+            return rd.messages_after_persist
+        early = [m for m in rd.messages_after_persist if m.type == MessageType.HEARTBEAT_RESP and m.term == term]
+        if not early:
+            return rd.messages_after_persist
+        self.transport.send_many(early)
+        self.stats["heartbeat_replies_before_fsync"] += len(early)
+        return tuple(m for m in rd.messages_after_persist if not (m.type == MessageType.HEARTBEAT_RESP and m.term == term))
 
     def _note_pass(self, pass_start: float) -> None:
         elapsed_us = int((time.perf_counter() - pass_start) * 1e6)
