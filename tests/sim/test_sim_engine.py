@@ -275,3 +275,25 @@ def test_snapshots_and_compaction_in_the_simulator() -> None:
     assert sim.managers[victim].app.data["k"] == 29  # caught up through an InstallSnapshot
     assert any(event[1] == "install" and event[2] == victim for event in sim.trace)
     assert checker.ok
+
+
+def test_force_new_cluster_recovers_a_lost_quorum_in_the_simulator() -> None:
+    sim = Simulation(SimConfig(seed=10))
+    sim.add_cluster(3)
+    assert sim.run_until(lambda s: s.leader() is not None, 10 * SECOND_US)
+    ok = sim.propose(sim.leader(), KVApp.put("k", "before"))
+    sim.run_for(SECOND_US)
+    assert ok.result.status == OK
+    survivor = 3
+    for node_id in (1, 2):
+        sim.crash(node_id)
+    sim.run_for(5 * SECOND_US)
+    assert sim.leader() is None  # 1 of 3 voters: no quorum, no leader
+    host = sim.managers[survivor]
+    host.raft.force_new_cluster()  # the operator's loudly unsafe recovery
+    host.drain()
+    assert sim.run_until(lambda s: s.leader() == survivor, 5 * SECOND_US)
+    after = sim.propose(survivor, KVApp.put("k", "after"))
+    sim.run_for(SECOND_US)
+    assert after.result.status == OK
+    assert host.raft.voters == {survivor} and host.app.data["k"] == "after"
