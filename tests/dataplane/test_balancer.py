@@ -326,14 +326,32 @@ def test_new_flows_follow_the_maglev_table(implementation: str) -> None:
 
 
 @pytest.mark.parametrize("implementation", ["cython", "python"])
-def test_reused_backend_slot_never_inherits_old_flows(implementation: str) -> None:
-    balancer = web_balancer(implementation, count=1)
+@pytest.mark.parametrize("on_removed", ["reset", "repick"])
+def test_reused_backend_slot_never_inherits_old_flows(implementation: str, on_removed: str) -> None:
+    # One backend slot: removing the backend and adding another reuses the slot
+    # at once, under a new generation; the old flow must not follow the slot.
+    balancer = Balancer(
+        seed=5,
+        conntrack_capacity=64,
+        timeouts=TIMEOUTS,
+        max_backends=1,
+        implementation=implementation,
+    )
+    balancer.add_service(service_spec(0, "tcp", 101, on_removed, True), [backend_spec(0, 0, 1)])
     assert send(balancer, 1, 1111, 0x02, 0)[1] == "s0-b0"
     balancer.remove_backend("svc0", "s0-b0")
-    # The freed slot comes back under a new generation for a different backend.
     balancer.add_backend("svc0", Backend("other", "198.18.1.200", 9000, "02:00:00:00:09:09"))
-    assert send(balancer, 1, 1111, 0x10, 1)[0] == VERDICT_RESET
-    assert send(balancer, 1, 1111, 0x02, 2)[1] == "other"
+    assert balancer.backend_rows[0, 3] == 2  # slot 0, second generation
+    verdict, backend = send(balancer, 1, 1111, 0x10, 1)
+    counters = balancer.counters
+    if on_removed == "reset":
+        assert verdict == VERDICT_RESET and counters["reset_backend_gone"] == 1
+        assert send(balancer, 1, 1111, 0x02, 2)[1] == "other"
+    else:
+        assert (verdict, backend) == (VERDICT_FORWARD, "other") and counters[
+            "repick_backend_gone"
+        ] == 1
+    assert counters["forward_tracked"] == 0
 
 
 @pytest.mark.parametrize("implementation", ["cython", "python"])
