@@ -227,8 +227,10 @@ def unavailable_windows(writes: Sequence[WriteOutcome], unexpected_ops: set[int]
     if current is not None:
         windows.append(current)
     for window in windows:
-        causes = [span.cause for span in spans
-                  if span.start_ms <= window["end_ms"] and span.end_ms >= window["start_ms"] and span.cause]
+        # Conditions in force during the window (a positive overlap), or the one it began in.
+        causes = [span.cause for span in spans if span.cause and (
+            (span.start_ms < window["end_ms"] and span.end_ms > window["start_ms"])
+            or span.start_ms <= window["start_ms"] < span.end_ms)]
         window["duration_ms"] = window["end_ms"] - window["start_ms"]
         window["causes"] = sorted(set(causes))[:5]
     return windows
