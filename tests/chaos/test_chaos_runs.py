@@ -65,29 +65,35 @@ def test_cli_run_exits_0_on_pass(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert (tmp_path / "history.jsonl").exists()
 
 
-def read_bug_file(tmp_path: Path) -> Path:
-    path = tmp_path / "read-bug.yaml"
-    path.write_text("""
-name: read-bug
-seed: 2
-duration: 20s
-settle: 5s
-cluster: {managers: 3, workers: 0}
-workload:
-  kv: {clients: 4, keys: 2, interval: 50ms, timeout: 500ms}
-faults:
-  - {at: 3s, fault: pause, target: m1}
-  - {at: 12400ms, fault: kill-leader}
-checkers: [raft-safety, linearizability, durability]
-raft_unsafe: {unsafe_no_read_index: true}
-""")
-    return path
+@pytest.fixture(scope="module")
+def read_bug_hunt():
+    """Budget: 20 random 20 s schedules of 10 events on 3 managers with 4 clients
+    (it was found at the 2nd when written); then shrunk to a 1-minimal schedule."""
+    base = Experiment(name="read-bug", duration_ms=20_000, settle_ms=5_000, nodes=default_nodes(3, 0),
+                      kv=KvWorkload(clients=4, key_count=2, interval_ms=50, timeout_ms=500),
+                      raft_unsafe=READ_BUG, checkers=("raft-safety", "linearizability", "durability"))
+    return hunt(base, budget=20)
 
 
-def test_cli_exits_1_on_a_planted_bug_and_the_failure_replays(tmp_path: Path,
+def test_read_index_bug_is_found_from_random_schedules_and_shrunk(read_bug_hunt) -> None:
+    found = read_bug_hunt
+    assert found.found and "linearizability" in found.result.failed_checkers
+    shrunk = found.shrunk.experiment
+    assert len(shrunk.schedule) <= 10 and found.shrunk.minimal
+    failing = lambda e: "linearizability" in run_experiment(e, write_png=False).failed_checkers  # noqa: E731
+    assert failing(shrunk) and is_one_minimal(shrunk, failing)
+    # The same schedule with ReadIndex on: no failure.
+    assert run_experiment(shrunk.replace(raft_unsafe=()), write_png=False).passed
+
+
+def test_cli_exits_1_on_a_planted_bug_and_the_failure_replays(read_bug_hunt, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    experiment_file = tmp_path / "read-bug.yaml"
+    experiment_file.write_text(yaml.safe_dump(read_bug_hunt.shrunk.experiment.to_dict()))
     out = tmp_path / "out"
-    code = main(["run", str(read_bug_file(tmp_path)), "--out", str(out), "--no-progress", "--no-png"])
+    code = main(["run", str(experiment_file), "--out", str(out), "--no-progress", "--no-png"])
     printed = capsys.readouterr().out
     assert code == EXIT_FAIL
     assert "replay with: shoal chaos replay" in printed and "linearizability" in printed
@@ -98,21 +104,6 @@ def test_cli_exits_1_on_a_planted_bug_and_the_failure_replays(tmp_path: Path,
     assert outcome.reproduced and outcome.same_history, outcome.describe()
     assert main(["replay", str(failure), "--out", str(tmp_path / "again")]) == EXIT_FAIL
     assert "reproduced exactly" in capsys.readouterr().out
-
-
-def test_read_index_bug_is_found_from_random_schedules_and_shrunk() -> None:
-    """Budget: 20 random 20 s schedules of 10 events; it is found at the 2nd."""
-    base = Experiment(name="read-bug", duration_ms=20_000, settle_ms=5_000, nodes=default_nodes(3, 0),
-                      kv=KvWorkload(clients=4, key_count=2, interval_ms=50, timeout_ms=500),
-                      raft_unsafe=READ_BUG, checkers=("raft-safety", "linearizability", "durability"))
-    found = hunt(base, budget=20)
-    assert found.found and "linearizability" in found.result.failed_checkers
-    shrunk = found.shrunk.experiment
-    assert len(shrunk.schedule) <= 10 and found.shrunk.minimal
-    failing = lambda e: "linearizability" in run_experiment(e, write_png=False).failed_checkers  # noqa: E731
-    assert failing(shrunk) and is_one_minimal(shrunk, failing)
-    # The same schedules with ReadIndex on: no failure.
-    assert run_experiment(shrunk.replace(raft_unsafe=()), write_png=False).passed
 
 
 def test_sweep_summarises_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
