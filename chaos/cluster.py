@@ -457,7 +457,13 @@ class SimCluster:
         from dataclasses import replace
 
         renumbered = History(replace(op, index=position) for position, op in enumerate(kv_ops))
-        result = check_durability(renumbered, states, time_limit_s=10.0)
+        # Managers that ended with the same state are one observation: checking
+        # it once per distinct state gives the same verdict for a third the work.
+        groups: dict[tuple, list[str]] = {}
+        for name in sorted(states):
+            groups.setdefault(tuple(sorted(states[name].items(), key=repr)), []).append(name)
+        distinct = {"=".join(names): states[names[0]] for names in groups.values()}
+        result = check_durability(renumbered, distinct, time_limit_s=10.0)
         status = {"ok": "pass", "illegal": "fail", "unknown": "unknown"}[result.verdict]
         lines = result.report_lines()
         summary = lines[0].split(": ", 1)[-1] + f"; final states of {', '.join(sorted(states))}"
