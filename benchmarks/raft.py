@@ -442,19 +442,26 @@ def measure_system(system: str, fsync: bool, quick: bool, trials: int) -> dict:
     results: dict[str, Any] = {}
     try:
         cluster.start()
-        leader = asyncio.run(cluster.leader())
-        address = ("127.0.0.1", cluster.client_ports[leader])
+
+        def leader_address() -> tuple[str, int]:
+            # Found again before every case: a leader change during one case
+            # (counted in its errors) must not make the next ones hit a follower.
+            return ("127.0.0.1", cluster.client_ports[asyncio.run(cluster.leader())])
+
         for inflight, connections in ((1, 1), (100, 4), (20000, 8)):
             results[f"closed_{inflight}"] = run_load(
-                {"mode": "closed", "address": address, "inflight": inflight, "connections": connections, "duration_s": duration_s}
+                {"mode": "closed", "address": leader_address(), "inflight": inflight, "connections": connections, "duration_s": duration_s}
             )
-        results["open_15000"] = run_load({"mode": "open", "address": address, "rate": 15000, "connections": 4, "duration_s": duration_s})
+        results["open_15000"] = run_load({"mode": "open", "address": leader_address(), "rate": 15000, "connections": 4, "duration_s": duration_s})
         peak = max(results[f"closed_{n}"]["ops_per_s"] for n in (1, 100, 20000))
         offered = max(1.5 * peak, peak + 5000)
-        saturation = run_load({"mode": "open", "address": address, "rate": offered, "connections": 8, "duration_s": duration_s})
+        saturation = run_load({"mode": "open", "address": leader_address(), "rate": offered, "connections": 8, "duration_s": duration_s})
         saturation["offered_per_s"] = offered
         results["saturation"] = saturation
         results["peak_ops_per_s"] = peak
+        results["refused_total"] = sum(
+            sum(case.get("errors", {}).values()) for case in results.values() if isinstance(case, dict)
+        )
         failovers: list[Optional[float]] = []
         for _ in range(trials):
             try:
@@ -535,6 +542,7 @@ def main(argv: list[str]) -> int:
             ("leader kill -> commit p50 s", "", "failover_p50_s"),
             ("leader kill -> commit p99 s", "", "failover_p99_s"),
             ("leader kill trials ok", "", "failover_trials_ok"),
+            ("requests refused (all cases)", "", "refused_total"),
         ):
             a, b = figure(ours, case, field), figure(theirs, case, field)
             rows.append((label, a if a is not None else "-", b if b is not None else "-", _ratio(a, b)))

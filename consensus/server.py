@@ -273,7 +273,22 @@ class RaftServer:
         self.closed = False
 
     # ------------------------------------------------------------ lifecycle
+    def _gc_callback(self, phase: str, info: dict) -> None:
+        # Garbage-collector pauses block the loop like any other work; they
+        # are reported so a long one can be told apart from a slow pass.
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        pause_us = int((time.perf_counter() - self._gc_started) * 1e6)
+        key = f"gc{info.get('generation', 0)}_pause_us_max"
+        if pause_us > self.stats[key]:
+            self.stats[key] = pause_us
+
     async def start(self) -> None:
+        import gc
+
+        self._gc_started = 0.0
+        gc.callbacks.append(self._gc_callback)
         loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
         if self.config.fsync:
