@@ -151,10 +151,14 @@ class SimCluster:
         self.safety = _safety_observer() if "raft-safety" in experiment.checkers else None
         if self.safety is not None:
             self.sim.add_observer(self.safety)
-        for node_id in self.manager_ids:
-            self.sim.add_manager(node_id, self.manager_ids)
-        for node_id in self.manager_ids:
-            self.sim.managers[node_id].start()
+        # `docker swarm init` on the first manager, then `docker swarm join` of the
+        # others: each joins as a Raft learner and is promoted once caught up
+        # (one voter at a time, as consensus/confchange.py requires).
+        founder = self.manager_ids[0]
+        self.sim.add_manager(founder, [founder])
+        for node_id in self.manager_ids[1:]:
+            self.sim.add_manager(node_id)
+        self.sim.managers[founder].start()
         for node_id in self.worker_ids:
             self.sim.add_process(node_id, self.scheduler.worker_factory() if self.scheduler is not None
                                  else _IdleProcess)
@@ -164,15 +168,39 @@ class SimCluster:
         # appears within 30 election timeouts the run starts anyway and the
         # quorum checker will say so.
         election_us = experiment.election_timeout_ms * 1000
+        tick_us = timing.tick_ms * 1000
         self.sim.run_until(lambda sim: sim.leader() is not None, timeout_us=30 * election_us,
-                           check_every_us=timing.tick_ms * 1000)
-        self.sim.run_for(2 * timing.tick_ms * 1000)  # the leader's no-op commits
+                           check_every_us=tick_us)
+        self.sim.run_for(2 * tick_us)  # the leader's no-op commits
+        for node_id in self.manager_ids[1:]:
+            self._join(node_id, 30 * election_us, tick_us)
         self.offset_us = self.sim.now_us
         self.rng: random.Random = derive_rng(seed, "chaos-clients")
         self.attempt_timeout_us = max(experiment.election_timeout_ms // 2, 2 * timing.tick_ms) * 1000
         self.leader_guess: int | None = None
         self.vip: list[VipObservation] = []
         self.requests = {"kv": 0, "service": 0, "redirects": 0, "no_quorum": 0}
+
+    def _join(self, node_id: int, timeout_us: int, tick_us: int) -> None:
+        """Add ``node_id`` as a learner, wait until it caught up, promote it."""
+        self.sim.managers[node_id].start()
+        for change_type in (ConfChangeType.ADD_LEARNER_NODE, ConfChangeType.ADD_NODE):
+            deadline_us = self.sim.now_us + timeout_us
+            while self.sim.now_us < deadline_us:
+                leader = self.sim.leader()
+                if leader is not None and self._conf_has(leader, node_id, change_type):
+                    break
+                if leader is not None:
+                    self.sim.conf_change(leader, ConfChange(change_type, node_id), timeout_us=10 * tick_us)
+                self.sim.run_for(5 * tick_us)
+
+    def _conf_has(self, leader: int, node_id: int, change_type: ConfChangeType) -> bool:
+        raft = self.sim.managers[leader].raft
+        if raft is None:
+            return False
+        if change_type == ConfChangeType.ADD_LEARNER_NODE:
+            return node_id in raft.learners or node_id in raft.voters
+        return node_id in raft.voters
 
     # ---- time ----------------------------------------------------------------
     @property

@@ -50,11 +50,12 @@ def make_experiment(*, managers: int = 3, workers: int = 1, seed: int = 0, durat
                     raft_unsafe: dict[str, Any] | None = None, **changes: Any) -> Experiment:
     """An experiment from keyword arguments; faults as Events or flag strings ('5s:kill-leader')."""
     events = [event if isinstance(event, Event) else parse_fault_flag(event) for event in faults]
+    changes.setdefault("convergence_bound_ms", min(settle_ms, 20_000) or 1)
     return Experiment(name="test", seed=seed, duration_ms=duration_ms, settle_ms=settle_ms,
                       nodes=tuple(nodes) if nodes is not None else default_nodes(managers, workers),
                       kv=kv if kv is not None else KvWorkload(), services=tuple(services),
-                      schedule=Schedule(events), convergence_bound_ms=min(settle_ms, 20_000) or 1,
-                      raft_unsafe=tuple(sorted((raft_unsafe or {}).items())), **changes)
+                      schedule=Schedule(events), raft_unsafe=tuple(sorted((raft_unsafe or {}).items())),
+                      **changes)
 
 
 def run_experiment(experiment: Experiment, out_dir: str | Path | None = None, **options: Any) -> RunResult:

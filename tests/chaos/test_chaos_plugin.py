@@ -49,11 +49,13 @@ def test_user_suite_with_seed_option_and_report_on_failure(tmp_path: Path) -> No
 def test_assert_passes_raises_with_the_replay_file(tmp_path: Path) -> None:
     passing = run_experiment(make_experiment(managers=1, workers=0, duration_ms=3000, settle_ms=2000))
     assert_passes(passing)
-    failing = run_experiment(make_experiment(managers=3, workers=0, seed=2, duration_ms=20_000, settle_ms=5000,
-                                             faults=["3s:pause:m1", "12.4s:kill-leader"],
-                                             raft_unsafe={"unsafe_no_read_index": True}))
-    if failing.passed:
-        pytest.skip("this seed does not expose the planted bug with the default workload")
+    # A convergence bound no swarm can meet: the checker must fail.
+    from chaos.experiment import ServiceOp
+
+    failing = run_experiment(make_experiment(managers=1, workers=1, duration_ms=2000, settle_ms=4000,
+                                             services=[ServiceOp(1900, "create", "web", replicas=2)],
+                                             convergence_bound_ms=1))
+    assert failing.failed_checkers == ["convergence"], failing.explain()
     with pytest.raises(ChaosFailure, match="replay with: shoal chaos replay"):
         assert_passes(failing, report_dir=tmp_path)
     assert list(tmp_path.rglob("failure.json"))
