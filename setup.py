@@ -66,7 +66,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=[f"{p}*" for p in PACKAGES]),
-    package_data={p: ["*.pyx", "*.pxd", "*.yaml"] for p in PACKAGES},
+    package_data={
+        **{p: ["*.pyx", "*.pxd"] for p in PACKAGES},
+        "chaos": ["*.pyx", "*.pxd", "experiments/*.yaml"],
+    },
     ext_modules=cython_extensions(),
     install_requires=[
         "numpy>=1.24",
@@ -80,6 +83,10 @@ setup(
         "test": TEST_REQUIRES + BENCH_REQUIRES,
         "bench": BENCH_REQUIRES,
     },
-    entry_points={"console_scripts": ["shoal=shoal.cli:main"]},
+    entry_points={
+        "console_scripts": ["shoal=shoal.cli:main"],
+        # Users' own property-based suites get the chaos fixtures and options.
+        "pytest11": ["shoal_chaos = chaos.pytest_plugin"],
+    },
     zip_safe=False,
 )
