@@ -41,6 +41,7 @@ LOG_MATCHING = "log matching"
 LEADER_COMPLETENESS = "leader completeness"
 STATE_MACHINE_SAFETY = "state machine safety"
 DURABILITY = "committed entry lost"
+_LEADER = StateRole.LEADER
 PROPERTIES = (ELECTION_SAFETY, LEADER_APPEND_ONLY, LOG_MATCHING, LEADER_COMPLETENESS, STATE_MACHINE_SAFETY, DURABILITY)
 
 
@@ -83,6 +84,8 @@ class RaftSafetyChecker:
         self.last_commit: dict[tuple[int, int], int] = {}
         self.leaders_checked: set[tuple[int, int]] = set()
         self.steps_checked = 0
+        # node id -> [RaftNode, last commit seen, leader term already checked]
+        self._node_cache: dict[int, list[Any]] = {}
 
     # ------------------------------------------------------------ reporting
     def _violation(self, sim: Any, prop: str, detail: str) -> None:
@@ -111,27 +114,43 @@ class RaftSafetyChecker:
 
     # ------------------------------------------------------- observer hooks
     def after_step(self, sim: Any) -> None:
+        # Runs after EVERY event, so it is written for speed: per node a small
+        # cache [raft, last commit seen, leader term already checked] lets the
+        # common case (nothing changed) skip the dict and set work.  The checks
+        # are the same as a full rescan: the cache is keyed by the RaftNode
+        # object (one per incarnation), and a term is cached only once this
+        # node is known to be its sole leader.
         self.steps_checked += 1
+        cache = self._node_cache
         for node_id, host in sim.managers.items():
             raft = host.raft
             if raft is None:
                 continue
             log = raft.log
-            if not (log.applied <= log.committed <= log.last_index()):
+            committed = log.committed
+            if not (log.applied <= committed <= log.last_index()):
                 self._violation(sim, STATE_MACHINE_SAFETY, f"node {node_id}: applied/commit/last out of order: {log.describe()}")
-            key = (node_id, host.incarnation)
-            previous = self.last_commit.get(key, 0)
-            if log.committed < previous:
-                self._violation(sim, STATE_MACHINE_SAFETY, f"node {node_id}: commit index went back {previous} -> {log.committed}")
-            self.last_commit[key] = log.committed
-            if raft.role == StateRole.LEADER:
+            seen = cache.get(node_id)
+            if seen is None or seen[0] is not raft:
+                seen = cache[node_id] = [raft, self.last_commit.get((node_id, host.incarnation), 0), 0]
+                self.last_commit[(node_id, host.incarnation)] = seen[1]
+            if committed != seen[1]:
+                if committed < seen[1]:
+                    self._violation(sim, STATE_MACHINE_SAFETY, f"node {node_id}: commit index went back {seen[1]} -> {committed}")
+                seen[1] = committed
+                self.last_commit[(node_id, host.incarnation)] = committed
+            if raft.role is _LEADER:
                 term = raft.term
+                if seen[2] == term:
+                    continue
                 holder = self.leader_of_term.setdefault(term, node_id)
                 if holder != node_id:
                     self._violation(sim, ELECTION_SAFETY, f"nodes {holder} and {node_id} are both leaders of term {term}")
                 if (node_id, term) not in self.leaders_checked:
                     self.leaders_checked.add((node_id, term))
                     self._check_leader_completeness(sim, node_id, raft)
+                if holder == node_id:
+                    seen[2] = term
 
     def _check_leader_completeness(self, sim: Any, node_id: int, raft: Any) -> None:
         index = self.max_committed_index
