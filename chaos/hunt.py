@@ -1,8 +1,8 @@
 """Hunting for a failure: random fault schedules within a budget, then shrinking.
 
 ``hunt(base, budget)`` runs ``base`` with up to ``budget`` random schedules
-(``chaos.strategies.random_schedule``, seeded by the run's seed, so a hunt
-is reproducible), stops at the first run in which a checker fails, and
+(``chaos.strategies.random_schedule`` by default, or any ``make``, e.g.
+``churn_schedule_for``; seeded by the run's seed, so a hunt is reproducible), stops at the first run in which a checker fails, and
 shrinks that schedule with ``chaos.shrink.shrink`` until removing any single
 event makes the failure disappear.  The planted-bug tests use it to show that
 the harness finds a Raft that skips ReadIndex or the figure-8 commit rule.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from chaos.experiment import Experiment
 from chaos.runner import RunResult, run_experiment
 from chaos.shrink import ShrinkResult, shrink
-from chaos.strategies import random_schedule
+from chaos.strategies import leader_churn_schedule, random_schedule
 
 
 @dataclass
@@ -35,6 +35,14 @@ def schedule_for(base: Experiment, seed: int, events: int) -> Experiment:
     managers = [node.name for node in base.managers]
     workers = [node.name for node in base.workers]
     schedule = random_schedule(random.Random(seed), managers, workers, base.duration_ms, events)
+    return base.replace(seed=seed, schedule=schedule)
+
+
+def churn_schedule_for(base: Experiment, seed: int, events: int) -> Experiment:
+    """``make`` for ``hunt``: a leader-churn schedule (``leader_churn_schedule``)."""
+    managers = [node.name for node in base.managers]
+    workers = [node.name for node in base.workers]
+    schedule = leader_churn_schedule(random.Random(seed), managers, workers, base.duration_ms, events)
     return base.replace(seed=seed, schedule=schedule)
 
 

@@ -15,8 +15,10 @@ implement the same protocol with SIGKILL and nftables.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+from consensus.types import StateRole
 
 from chaos.schedule import Event
 from chaos.timeline import Condition, FaultBand, Timeline
@@ -63,6 +65,7 @@ class Nemesis:
         self.drained: set[str] = set()
         self._open_bands: dict[str, tuple[int, str, tuple[str, ...]]] = {}
         self.skipped: list[tuple[int, str]] = []
+        self._traps: _LeaderTraps | None = None
         self._record(0, "start")
 
     # ---- bookkeeping -------------------------------------------------------
@@ -127,6 +130,8 @@ class Nemesis:
             pool = self.up()
         elif selector == "killed":
             return self.killed[-1:]
+        elif selector == "random-killed":
+            return [self.rng.choice(self.killed)] if self.killed else []
         elif selector == "paused":
             return self.paused[-1:]
         elif selector == "all":
@@ -182,6 +187,45 @@ class Nemesis:
         if not victims:
             return self._skip(now_ms, event, "no live manager")
         self._kill(victims, event, now_ms)
+
+    # ---- state-triggered faults (traps) ----------------------------------------------
+    def _do_kill_next_leader(self, event: Event, now_ms: int) -> None:
+        """Arm a one-shot trap that fires inside virtual time, between ticks.
+
+        Timed events land on tick boundaries, long after a new leader's first
+        append or first commit has reached its followers; the windows of the
+        Raft paper's figure 8 (a leader that dies before its own entry spreads,
+        a leader that dies right after it commits) need a fault triggered by
+        the cluster's state, as FoundationDB's and TigerBeetle's simulators do.
+        The backend must report Raft Ready events (``watch_ready``; the
+        simulator does); otherwise the event is skipped.
+        """
+        watch = _ready_source(self.target)
+        if watch is None:
+            return self._skip(now_ms, event, "this backend cannot report leadership changes")
+        if self._traps is None:
+            self._traps = _LeaderTraps(self)
+            watch(self._traps)
+        self._traps.arm(event)
+        self._log(now_ms, f"armed kill-next-leader when={event.param('when')}")
+
+    def spring(self, node: str, event: Event, why: str) -> None:
+        """Cut ``node`` off (so that nothing it sends from now on arrives) and crash it."""
+        if node in self.killed:
+            return
+        now_ms = self._now_ms()
+        others = [other for other in self.nodes if other != node]
+        self.blocked = self.blocked | self.cut_between([[node], others])
+        self.target.set_blocked(self.blocked)
+        self._open("partition", now_ms, f"isolate {node}")
+        self._kill([node], event, now_ms)
+        self._log(now_ms, f"trap: {why}: cut off and killed {node}")
+        self._record(now_ms, self.timeline.applied[-1][1])
+
+    def _now_ms(self) -> int:
+        now = getattr(self.target, "now_ms", None)
+        return int(now) if now is not None else (self.timeline.conditions[-1].time_ms
+                                                  if self.timeline.conditions else 0)
 
     def _do_restart(self, event: Event, now_ms: int) -> None:
         nodes = self.killed[:] if event.target == "all" else self._resolve(event.target or "", event)
@@ -242,6 +286,19 @@ class Nemesis:
             if leader is None:
                 raise NemesisError("no leader to isolate")
             return self.cut_between([[leader], [n for n in nodes if n != leader]]), f"isolate leader {leader}"
+        if mode == "leader-minority":
+            # Jepsen's "minority with the leader": the leader keeps one follower, so
+            # it can still replicate to someone while the rest elect a new leader.
+            leader = self.target.leader()
+            if leader is None:
+                raise NemesisError("no leader to put in a minority")
+            followers = [node for node in managers if node != leader]
+            self.rng.shuffle(followers)
+            minority = [leader] + followers[: max(0, (len(managers) - 1) // 2 - 1)]
+            if len(minority) == 1 and followers and len(managers) >= 5:
+                minority.append(followers[0])
+            rest = [node for node in nodes if node not in minority]
+            return self.cut_between([minority, rest]), f"leader minority {','.join(minority)} | {','.join(rest)}"
         if mode == "one-way":
             sources = list(event.param("from") or [])
             sinks = list(event.param("to") or [])
@@ -387,8 +444,8 @@ class Nemesis:
         self._log(now_ms, f"activate {', '.join(nodes)}")
 
     def _do_heal_all(self, event: Event, now_ms: int) -> None:
-        """Restart, resume, heal partitions, links and clocks (not drains or
-        membership: those are operator decisions, not faults)."""
+        """Restart, resume, heal partitions, links and clocks, drop armed traps (not
+        drains or membership: those are operator decisions, not faults)."""
         for node in self.killed[:]:
             self.target.restart(node)
             self._close(f"kill:{node}", now_ms)
@@ -407,9 +464,84 @@ class Nemesis:
             self.target.set_clock_rate(node, 1.0)
             self._close(f"clock:{node}", now_ms)
         self.drifting.clear()
+        self.disarm()
         self._log(now_ms, "heal all")
+
+    def disarm(self) -> None:
+        """Faults stop (the end of the fault phase): pending traps are dropped."""
+        if self._traps is not None:
+            self._traps.pending.clear()
 
     @property
     def quiet(self) -> bool:
         """No fault active (what convergence is measured from)."""
         return not (self.killed or self.paused or self.blocked or self.degraded or self.drifting)
+
+
+def _ready_source(target: object) -> Callable[[object], None] | None:
+    """How to watch the cluster's Raft Ready events: the target's own
+    ``watch_ready(observer)`` if it has one, else the simulator's observer hook
+    (``target.sim.add_observer``, calling ``on_ready(sim, host, ready)``)."""
+    watch = getattr(target, "watch_ready", None)
+    if callable(watch):
+        return watch
+    sim = getattr(target, "sim", None)
+    add = getattr(sim, "add_observer", None)
+    return add if callable(add) else None
+
+
+class _LeaderTraps:
+    """Armed ``kill-next-leader`` events, sprung from the simulator's Ready hook.
+
+    ``elected``: the first manager whose Ready announces it became leader.
+    ``first-commit``: the first manager elected after arming, once its commit
+    index first moves while it leads.  A trap springs right after the Ready
+    that triggered it was handled (scheduled at delay 0), never inside it.
+    """
+
+    def __init__(self, nemesis: Nemesis) -> None:
+        self.nemesis = nemesis
+        self.pending: list[Event] = []
+        # first-commit traps waiting for their leader: event -> (node id, term, commit at election)
+        self.watching: dict[int, tuple[int, int, int]] = {}
+
+    def arm(self, event: Event) -> None:
+        self.pending.append(event)
+
+    def on_ready(self, sim: Any, host: Any, ready: Any) -> None:
+        if not self.pending:
+            return
+        names = getattr(self.nemesis.target, "names", {})
+        name = names.get(host.node_id)
+        if name is None or name not in self.nemesis.managers:
+            return
+        raft = host.raft
+        soft = ready.soft_state
+        elected = soft is not None and soft.role == StateRole.LEADER
+        for position, event in enumerate(list(self.pending)):
+            if event.param("when") == "elected":
+                if elected:
+                    self._fire(sim, position, event, name, f"{name} was elected leader (term {raft.term})")
+                    return
+                continue
+            if elected:
+                # A (new) leader: watch it from its current commit index.
+                self.watching[id(event)] = (host.node_id, raft.term, raft.log.committed)
+                continue
+            watched = self.watching.get(id(event))
+            if watched is None or watched[0] != host.node_id:
+                continue
+            node_id, term, commit = watched
+            if raft.term != term or raft.role != StateRole.LEADER:
+                del self.watching[id(event)]  # it lost leadership first: wait for the next leader
+                continue
+            hard = ready.hard_state
+            if hard is not None and hard.commit > commit:
+                self._fire(sim, position, event, name,
+                           f"leader {name} (term {term}) committed up to index {hard.commit}")
+                return
+
+    def _fire(self, sim: Any, position: int, event: Event, name: str, why: str) -> None:
+        del self.pending[position]
+        self.watching.pop(id(event), None)
+        sim.schedule(0, lambda: self.nemesis.spring(name, event, why))

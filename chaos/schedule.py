@@ -10,8 +10,8 @@ generators are the model; TigerBeetle's VOPR keeps faults as data the same way).
 Times are integers in milliseconds of virtual time since the start of the run
 (``at_ms``).  Targets are a node name or a selector resolved when the event
 fires, with the run's seeded generator: ``leader``, ``follower``,
-``random-manager``, ``random-worker``, ``random-node``, ``killed`` (a node that
-is down), ``all``.
+``random-manager``, ``random-worker``, ``random-node``, ``killed`` (the node
+killed last), ``random-killed`` (any node that is down), ``all``.
 """
 from __future__ import annotations
 
@@ -37,12 +37,16 @@ class FaultParameterError(ScheduleError):
 
 
 SELECTORS: frozenset[str] = frozenset(
-    {"leader", "follower", "random-manager", "random-worker", "random-node", "killed", "paused", "all"}
+    {"leader", "follower", "random-manager", "random-worker", "random-node", "killed", "random-killed", "paused",
+     "all"}
 )
 PARTITION_MODES: tuple[str, ...] = (
-    "random-halves", "isolate-leader", "majorities-ring", "bridge", "one-way", "explicit",
+    "random-halves", "isolate-leader", "leader-minority", "majorities-ring", "bridge", "one-way", "explicit",
 )
 LINK_MODES: tuple[str, ...] = ("lossy", "slow", "duplicating", "reordering")
+# When a ``kill-next-leader`` trap springs: the moment the next leader is
+# elected, or right after that leader's first commit (Raft paper figure 8).
+TRAP_MOMENTS: tuple[str, ...] = ("elected", "first-commit")
 
 
 @dataclass(frozen=True)
@@ -77,12 +81,18 @@ FAULTS: dict[str, FaultSpec] = {spec.name: spec for spec in [
               {"lose_unpersisted": _Param(bool, False)}),
     FaultSpec("kill-majority", "crash a majority of the managers (the leader first)", "none",
               {"lose_unpersisted": _Param(bool, False)}),
+    FaultSpec("kill-next-leader", "arm a one-shot trap: the next manager to become leader is cut off "
+              "and crashed the moment it is elected (when=elected: before its first append reaches "
+              "anyone) or right after its first commit as leader (when=first-commit); the narrow "
+              "windows of the Raft paper's figure 8, which timed faults cannot hit", "none",
+              {"when": _Param(str, "elected", choices=TRAP_MOMENTS),
+               "lose_unpersisted": _Param(bool, False)}),
     FaultSpec("restart", "restart a crashed node from its persisted state", "required", heal=True),
     FaultSpec("pause", "freeze a node (SIGSTOP): it keeps its state but neither ticks nor "
               "receives", "required"),
     FaultSpec("resume", "unfreeze a paused node", "required", heal=True),
-    FaultSpec("partition", "cut the network: random-halves, isolate-leader, majorities-ring, "
-              "bridge, one-way (from -> to dropped), or explicit groups", "none", {
+    FaultSpec("partition", "cut the network: random-halves, isolate-leader, leader-minority (the "
+              "leader and one follower against the rest), majorities-ring, bridge, one-way (from -> to dropped), or explicit groups", "none", {
                   "mode": _Param(str, "random-halves", choices=PARTITION_MODES),
                   "groups": _Param(list, None),
                   "from": _Param(list, None),

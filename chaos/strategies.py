@@ -162,3 +162,42 @@ def random_schedule(rng: random.Random, managers: Sequence[str], workers: Sequen
         heal_ms = min(duration_ms, at_ms + rng.randrange(10, 80) * 100)
         drawn.append(Event(heal_ms, heal, heal_target))
     return Schedule(drawn)
+
+
+# Leader churn, as Jepsen's Raft tests run it: cycles of a leader fault (isolate
+# the leader, a minority that keeps the leader, kill the leader) and its heal
+# a few seconds later, each cycle with a state-triggered trap armed at its
+# start (kill the next leader the moment it is elected, or right after its
+# first commit), cycles at short intervals that may overlap.
+CHURN_FAULTS: tuple[tuple[str, tuple[tuple[str, object], ...], str, str | None], ...] = (
+    ("partition", (("mode", "isolate-leader"),), "heal", None),
+    ("partition", (("mode", "leader-minority"),), "heal", None),
+    ("kill-leader", (), "restart", "all"),
+)
+TRAP_MOMENTS: tuple[str, ...] = ("elected", "first-commit")
+
+
+def leader_churn_schedule(rng: random.Random, managers: Sequence[str], workers: Sequence[str] = (),
+                          duration_ms: int = 20_000, events: int = 12, cycle_ms_min: int = 500,
+                          cycle_ms_max: int = 3000, fault_ms_min: int = 1500,
+                          fault_ms_max: int = 4000) -> Schedule:
+    """Cycles of (arm a ``kill-next-leader`` trap, a leader fault, its heal after
+    ``fault_ms_min`` .. ``fault_ms_max``), a new cycle every ``cycle_ms_min`` ..
+    ``cycle_ms_max`` (on 100 ms steps), until ``events`` events; events past
+    ``duration_ms`` are dropped (the run heals everything at ``duration_ms``).
+    Seeded by ``rng`` only; ``managers``/``workers`` are accepted for the same
+    signature as ``random_schedule`` (targets are selectors).
+    """
+    if not 0 <= cycle_ms_min <= cycle_ms_max or not 0 <= fault_ms_min <= fault_ms_max:
+        raise ValueError("need 0 <= min <= max for the cycle and fault durations")
+    drawn: list[Event] = []
+    at_ms = rng.randrange(5, 31) * 100
+    while len(drawn) + 3 <= max(3, events) and at_ms < duration_ms:
+        fault, params, heal, heal_target = rng.choice(CHURN_FAULTS)
+        drawn.append(Event(at_ms, "kill-next-leader", None, (("when", rng.choice(TRAP_MOMENTS)),)))
+        drawn.append(Event(at_ms, fault, None, params))
+        heal_ms = at_ms + rng.randrange(fault_ms_min // 100, fault_ms_max // 100 + 1) * 100
+        if heal_ms < duration_ms:
+            drawn.append(Event(heal_ms, heal, heal_target))
+        at_ms += rng.randrange(cycle_ms_min // 100, cycle_ms_max // 100 + 1) * 100
+    return Schedule(drawn)
