@@ -294,9 +294,9 @@ class Nemesis:
                 raise NemesisError("no leader to put in a minority")
             followers = [node for node in managers if node != leader]
             self.rng.shuffle(followers)
+            # The largest minority that holds the leader, minus one: 3 managers
+            # -> the leader alone, 5 -> leader + 1, 7 -> leader + 2.
             minority = [leader] + followers[: max(0, (len(managers) - 1) // 2 - 1)]
-            if len(minority) == 1 and followers and len(managers) >= 5:
-                minority.append(followers[0])
             rest = [node for node in nodes if node not in minority]
             return self.cut_between([minority, rest]), f"leader minority {','.join(minority)} | {','.join(rest)}"
         if mode == "one-way":

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from hypothesis import strategies as st
 
 from chaos.experiment import CHECKERS, Experiment, KvWorkload, NodeSpec, ServiceOp, Timing, default_nodes
-from chaos.schedule import Event, Schedule
+from chaos.schedule import TRAP_MOMENTS, Event, Schedule
 
 # Faults drawn by default, in shrink order (hypothesis prefers earlier choices).
 DEFAULT_FAULTS: tuple[str, ...] = (
@@ -82,6 +82,8 @@ def fault_events(draw: st.DrawFn, managers: Sequence[str], workers: Sequence[str
             params["delay_ms"] = draw(st.sampled_from([20, 100, 300]))
     if fault == "clock-drift":
         params["rate"] = draw(st.sampled_from([1.5, 0.5, 2.0]))
+    if fault == "kill-next-leader":
+        params["when"] = draw(st.sampled_from(list(TRAP_MOMENTS)))
     return Event(at_ms, fault, target, tuple(sorted(params.items())))
 
 
@@ -139,7 +141,8 @@ def random_schedule(rng: random.Random, managers: Sequence[str], workers: Sequen
     nodes = list(managers) + list(workers)
     heal_of = {"kill": ("restart", "killed"), "kill-leader": ("restart", "killed"),
                "kill-majority": ("heal-all", None), "pause": ("resume", "paused"),
-               "partition": ("heal", None), "link": ("link-heal", None), "clock-drift": ("clock-heal", None)}
+               "partition": ("heal", None), "link": ("link-heal", None), "clock-drift": ("clock-heal", None),
+               "kill-next-leader": ("restart", "all")}
     drawn: list[Event] = []
     starters = [fault for fault in faults if fault in heal_of]
     for _ in range(max(0, events // 2)):
@@ -157,6 +160,8 @@ def random_schedule(rng: random.Random, managers: Sequence[str], workers: Sequen
             params["mode"] = rng.choice(["lossy", "slow", "duplicating", "reordering"])
         if fault == "clock-drift":
             params["rate"] = rng.choice([0.5, 1.5, 2.0])
+        if fault == "kill-next-leader":
+            params["when"] = rng.choice(TRAP_MOMENTS)
         drawn.append(Event(at_ms, fault, target, tuple(sorted(params.items()))))
         heal, heal_target = heal_of[fault]
         heal_ms = min(duration_ms, at_ms + rng.randrange(10, 80) * 100)
@@ -174,7 +179,6 @@ CHURN_FAULTS: tuple[tuple[str, tuple[tuple[str, object], ...], str, str | None],
     ("partition", (("mode", "leader-minority"),), "heal", None),
     ("kill-leader", (), "restart", "all"),
 )
-TRAP_MOMENTS: tuple[str, ...] = ("elected", "first-commit")
 
 
 def leader_churn_schedule(rng: random.Random, managers: Sequence[str], workers: Sequence[str] = (),

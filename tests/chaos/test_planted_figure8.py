@@ -58,3 +58,89 @@ def test_the_failing_schedule_is_harmless_without_the_planted_bug(figure8_hunt) 
     failing = figure8_hunt.failing
     assert failing is not None
     assert run_experiment(failing.replace(raft_unsafe=ONE_ENTRY_PER_APPEND), write_png=False).passed
+
+
+# ---- the fault kinds the hunt uses, on their own -----------------------------------------
+
+class _Target:
+    """A cluster that can crash, restart and cut links but cannot report Raft state."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.blocked: frozenset = frozenset()
+
+    def leader(self) -> str:
+        return "m1"
+
+    def crash(self, node: str, lose: bool) -> None:
+        self.calls.append(("crash", node))
+
+    def restart(self, node: str) -> None:
+        self.calls.append(("restart", node))
+
+    def set_blocked(self, blocked: frozenset) -> None:
+        self.blocked = blocked
+
+
+def _nemesis(managers: list[str]):
+    import random
+
+    from chaos.nemesis import Nemesis
+    from chaos.timeline import Timeline
+
+    target = _Target()
+    timeline = Timeline()
+    return Nemesis(target, managers, ["w1"], random.Random(3), timeline), target, timeline
+
+
+def test_leader_minority_keeps_one_follower_with_the_leader_of_five() -> None:
+    from chaos.schedule import parse_fault_flag
+
+    managers = ["m1", "m2", "m3", "m4", "m5"]
+    chaos, target, _timeline = _nemesis(managers)
+    chaos.apply(parse_fault_flag("1s:partition::mode=leader-minority"), 1000)
+    nodes = managers + ["w1"]
+    reach = {a: {b for b in nodes if b != a and (a, b) not in target.blocked} for a in nodes}
+    assert len(reach["m1"]) == 1 and reach["m1"] <= set(managers)
+    companion = next(iter(reach["m1"]))
+    rest = set(nodes) - {"m1", companion}
+    assert all(reach[node] == rest - {node} for node in rest)
+    three, target3, _ = _nemesis(["m1", "m2", "m3"])
+    three.apply(parse_fault_flag("1s:partition::mode=leader-minority"), 1000)
+    assert not any(("m1", other) not in target3.blocked for other in ("m2", "m3", "w1"))
+
+
+def test_random_killed_restarts_one_of_the_killed_nodes() -> None:
+    from chaos.schedule import Event
+
+    chaos, target, _timeline = _nemesis(["m1", "m2", "m3"])
+    chaos.apply(Event(1000, "kill", "m2"), 1000)
+    chaos.apply(Event(1000, "kill", "m3"), 1000)
+    chaos.apply(Event(2000, "restart", "random-killed"), 2000)
+    restarted = [call[1] for call in target.calls if call[0] == "restart"]
+    assert len(restarted) == 1 and restarted[0] in ("m2", "m3") and len(chaos.killed) == 1
+
+
+def test_kill_next_leader_is_skipped_by_a_backend_without_raft_events() -> None:
+    from chaos.schedule import Event
+
+    chaos, target, _timeline = _nemesis(["m1", "m2", "m3"])
+    chaos.apply(Event(1000, "kill-next-leader"), 1000)
+    assert chaos.skipped and "cannot report" in chaos.skipped[-1][1] and not target.calls
+
+
+@pytest.mark.parametrize("when", ["elected", "first-commit"])
+def test_kill_next_leader_kills_the_next_leader_and_the_cluster_recovers(when: str) -> None:
+    from chaos.schedule import Event, Schedule
+
+    experiment = base_experiment(raft_unsafe=()).replace(
+        seed=5, duration_ms=8_000, settle_ms=6_000,
+        checkers=("raft-safety", "linearizability", "durability", "quorum", "convergence"),
+        schedule=Schedule([Event(1000, "kill-next-leader", None, (("when", when),)),
+                           Event(1000, "kill-leader"), Event(5000, "heal"),
+                           Event(5000, "restart", "all")]))
+    result = run_experiment(experiment, write_png=False)
+    sprung = [text for _at, text in result.timeline.applied if text.startswith("trap:")]
+    assert len(sprung) == 1, result.timeline.applied
+    assert ("elected leader" if when == "elected" else "committed up to") in sprung[0]
+    assert result.passed, result.explain()
