@@ -490,6 +490,17 @@ def _ready_source(target: object) -> Callable[[object], None] | None:
     return add if callable(add) else None
 
 
+class _Trap:
+    """One armed ``kill-next-leader``; ``watching`` is the leader a first-commit
+    trap waits on: (node id, its term, its commit index when elected)."""
+
+    __slots__ = ("event", "watching")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.watching: tuple[int, int, int] | None = None
+
+
 class _LeaderTraps:
     """Armed ``kill-next-leader`` events, sprung from the simulator's Ready hook.
 
@@ -497,16 +508,15 @@ class _LeaderTraps:
     ``first-commit``: the first manager elected after arming, once its commit
     index first moves while it leads.  A trap springs right after the Ready
     that triggered it was handled (scheduled at delay 0), never inside it.
+    Traps are checked in the order they were armed; one Ready springs at most one.
     """
 
     def __init__(self, nemesis: Nemesis) -> None:
         self.nemesis = nemesis
-        self.pending: list[Event] = []
-        # first-commit traps waiting for their leader: event -> (node id, term, commit at election)
-        self.watching: dict[int, tuple[int, int, int]] = {}
+        self.pending: list[_Trap] = []
 
     def arm(self, event: Event) -> None:
-        self.pending.append(event)
+        self.pending.append(_Trap(event))
 
     def on_ready(self, sim: Any, host: Any, ready: Any) -> None:
         if not self.pending:
@@ -518,30 +528,27 @@ class _LeaderTraps:
         raft = host.raft
         soft = ready.soft_state
         elected = soft is not None and soft.role == StateRole.LEADER
-        for position, event in enumerate(list(self.pending)):
-            if event.param("when") == "elected":
+        for trap in list(self.pending):
+            if trap.event.param("when") == "elected":
                 if elected:
-                    self._fire(sim, position, event, name, f"{name} was elected leader (term {raft.term})")
+                    self._fire(sim, trap, name, f"{name} was elected leader (term {raft.term})")
                     return
                 continue
             if elected:
                 # A (new) leader: watch it from its current commit index.
-                self.watching[id(event)] = (host.node_id, raft.term, raft.log.committed)
+                trap.watching = (host.node_id, raft.term, raft.log.committed)
                 continue
-            watched = self.watching.get(id(event))
-            if watched is None or watched[0] != host.node_id:
+            if trap.watching is None or trap.watching[0] != host.node_id:
                 continue
-            node_id, term, commit = watched
+            _node_id, term, commit = trap.watching
             if raft.term != term or raft.role != StateRole.LEADER:
-                del self.watching[id(event)]  # it lost leadership first: wait for the next leader
+                trap.watching = None  # it lost leadership first: wait for the next leader
                 continue
             hard = ready.hard_state
             if hard is not None and hard.commit > commit:
-                self._fire(sim, position, event, name,
-                           f"leader {name} (term {term}) committed up to index {hard.commit}")
+                self._fire(sim, trap, name, f"leader {name} (term {term}) committed up to index {hard.commit}")
                 return
 
-    def _fire(self, sim: Any, position: int, event: Event, name: str, why: str) -> None:
-        del self.pending[position]
-        self.watching.pop(id(event), None)
-        sim.schedule(0, lambda: self.nemesis.spring(name, event, why))
+    def _fire(self, sim: Any, trap: _Trap, name: str, why: str) -> None:
+        self.pending.remove(trap)
+        sim.schedule(0, lambda: self.nemesis.spring(name, trap.event, why))
