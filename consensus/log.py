@@ -174,9 +174,10 @@ class RaftLog:
         return limit_size(out, max_size_bytes)
 
     def entries_from(self, index: int, max_size_bytes: Optional[int] = None) -> list[Entry]:
-        if index > self.last_index():
+        last = self.last_index()
+        if index > last:
             return []
-        return self.slice(index, self.last_index() + 1, max_size_bytes)
+        return self.slice(index, last + 1, max_size_bytes)
 
     def snapshot(self) -> Snapshot:
         if self.unstable_snapshot is not None:
@@ -192,8 +193,8 @@ class RaftLog:
         return self.committed > max(self.applied, self.first_index() - 1)
 
     def next_committed_entries(self, max_size_bytes: Optional[int] = None) -> list[Entry]:
-        if self.unstable_snapshot is not None:
-            return []
+        if self.committed <= self.applied or self.unstable_snapshot is not None:
+            return []  # the common case, without first_index()
         lo = max(self.applied + 1, self.first_index())
         if self.committed + 1 <= lo:
             return []

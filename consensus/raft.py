@@ -496,29 +496,39 @@ class RaftNode:
         self._step_any(message)
 
     def _validate(self, m: Message) -> None:
-        if not isinstance(m, Message):
+        # Runs for every message from the network: fields are read once into
+        # locals; the checks and their messages are unchanged.
+        if type(m) is not Message and not isinstance(m, Message):
             raise MalformedMessage(f"expected a Message, got {type(m).__name__}")
-        if not isinstance(m.type, MessageType):
-            raise MalformedMessage(f"unknown message type {m.type!r}")
-        if m.type in LOCAL_MESSAGE_TYPES:
-            raise StepLocalMessage(f"local-only message type {m.type.name} from node {m.frm}")
+        t = m.type
+        if type(t) is not MessageType:  # an Enum with members cannot be subclassed
+            raise MalformedMessage(f"unknown message type {t!r}")
+        if t in LOCAL_MESSAGE_TYPES:
+            raise StepLocalMessage(f"local-only message type {t.name} from node {m.frm}")
         if m.to != self.id:
-            raise MalformedMessage(f"{m.type.name} addressed to {m.to}, this is node {self.id}")
-        if type(m.frm) is not int or m.frm <= 0 or m.frm == self.id:
-            raise MalformedMessage(f"{m.type.name} has invalid sender {m.frm!r}")
+            raise MalformedMessage(f"{t.name} addressed to {m.to}, this is node {self.id}")
+        frm = m.frm
+        if type(frm) is not int or frm <= 0 or frm == self.id:
+            raise MalformedMessage(f"{t.name} has invalid sender {frm!r}")
+        term = m.term
+        index = m.index
+        log_term = m.log_term
+        commit = m.commit
+        reject_hint = m.reject_hint
+        snap_offset = m.snap_offset
         if not (
-            type(m.term) is int and type(m.index) is int and type(m.log_term) is int
-            and type(m.commit) is int and type(m.reject_hint) is int and type(m.snap_offset) is int
+            type(term) is int and type(index) is int and type(log_term) is int
+            and type(commit) is int and type(reject_hint) is int and type(snap_offset) is int
         ):
             bad = [name for name in _INT_FIELDS if type(getattr(m, name)) is not int]
-            raise MalformedMessage(f"{m.type.name} from {m.frm}: fields {bad} are not ints")
+            raise MalformedMessage(f"{t.name} from {frm}: fields {bad} are not ints")
         if type(m.context) is not bytes or type(m.entries) is not tuple or type(m.reject) is not bool:
-            raise MalformedMessage(f"{m.type.name} from {m.frm}: context/entries/reject of the wrong type")
-        if m.term < 0 or m.index < 0 or m.log_term < 0 or m.commit < 0 or m.reject_hint < 0 or m.snap_offset < 0:
-            raise MalformedMessage(f"{m.type.name} from {m.frm} has a negative field")
-        if m.log_term > m.term and m.type in (_APP, _VOTE, _PRE_VOTE):
+            raise MalformedMessage(f"{t.name} from {frm}: context/entries/reject of the wrong type")
+        if term < 0 or index < 0 or log_term < 0 or commit < 0 or reject_hint < 0 or snap_offset < 0:
+            raise MalformedMessage(f"{t.name} from {frm} has a negative field")
+        if log_term > term and t in (_APP, _VOTE, _PRE_VOTE):
             # PRE_VOTE carries term+1 so log_term <= term still holds.
-            raise MalformedMessage(f"{m.type.name} from {m.frm}: log_term {m.log_term} > term {m.term}")
+            raise MalformedMessage(f"{t.name} from {frm}: log_term {log_term} > term {term}")
         if m.entries:
             if m.type != _APP:
                 raise MalformedMessage(f"{m.type.name} from {m.frm} carries entries")
@@ -741,6 +751,10 @@ class RaftNode:
 
     def _send_append(self, to: NodeId, pr: Progress, send_if_empty: bool = True) -> bool:
         if pr.is_paused():
+            return False
+        if not send_if_empty and pr.next == self.log.last_index() + 1:
+            # Nothing to send, and term(last index) always exists: the slow
+            # path below would return False too.
             return False
         prev_index = pr.next - 1
         try:
@@ -1068,18 +1082,20 @@ class RaftNode:
         if self._outstanding is not None:
             return False
         log = self.log
+        prev_hard = self._prev_hard
+        prev_soft = self._prev_soft
         return bool(
             self.msgs
             or self.msgs_after_persist
             or self.read_states
             or log.unstable_entries
             or log.unstable_snapshot is not None
-            or log.has_next_committed_entries()
-            or self.lead != self._prev_soft.leader_id
-            or self.role != self._prev_soft.role
-            or self.term != self._prev_hard.term
-            or self.vote != self._prev_hard.vote
-            or log.committed != self._prev_hard.commit
+            or log.committed != prev_hard.commit
+            or self.term != prev_hard.term
+            or self.vote != prev_hard.vote
+            or self.lead != prev_soft.leader_id
+            or self.role != prev_soft.role
+            or (log.committed > log.applied and log.has_next_committed_entries())
         )
 
     def ready(self) -> Ready:

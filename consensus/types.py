@@ -201,11 +201,21 @@ class Message:
         snap_offset: int = 0,
         snap_done: bool = False,
     ) -> None:
-        self.__dict__.update(
-            type=type, to=to, frm=frm, term=term, log_term=log_term, index=index, entries=entries,
-            commit=commit, reject=reject, reject_hint=reject_hint, snapshot=snapshot, context=context,
-            snap_offset=snap_offset, snap_done=snap_done,
-        )
+        d = self.__dict__  # item stores: faster still than one update(**kwargs)
+        d["type"] = type
+        d["to"] = to
+        d["frm"] = frm
+        d["term"] = term
+        d["log_term"] = log_term
+        d["index"] = index
+        d["entries"] = entries
+        d["commit"] = commit
+        d["reject"] = reject
+        d["reject_hint"] = reject_hint
+        d["snapshot"] = snapshot
+        d["context"] = context
+        d["snap_offset"] = snap_offset
+        d["snap_done"] = snap_done
 
     @property
     def sender(self) -> NodeId:
@@ -281,11 +291,16 @@ class Ready:
         must_sync: bool = False,
     ) -> None:
         # As for Message: one dict update, still frozen afterwards.
-        self.__dict__.update(
-            soft_state=soft_state, hard_state=hard_state, entries=entries, snapshot=snapshot,
-            committed_entries=committed_entries, messages=messages, messages_after_persist=messages_after_persist,
-            read_states=read_states, must_sync=must_sync,
-        )
+        d = self.__dict__
+        d["soft_state"] = soft_state
+        d["hard_state"] = hard_state
+        d["entries"] = entries
+        d["snapshot"] = snapshot
+        d["committed_entries"] = committed_entries
+        d["messages"] = messages
+        d["messages_after_persist"] = messages_after_persist
+        d["read_states"] = read_states
+        d["must_sync"] = must_sync
 
 
 class ConfChangeType(enum.IntEnum):

@@ -128,7 +128,9 @@ class RaftSafetyChecker:
                 continue
             log = raft.log
             committed = log.committed
-            if not (log.applied <= committed <= log.last_index()):
+            unstable = log.unstable_entries  # RaftLog.last_index() without the call when entries are unstable
+            last = log.unstable_offset + len(unstable) - 1 if unstable else log.last_index()
+            if not (log.applied <= committed <= last):
                 self._violation(sim, STATE_MACHINE_SAFETY, f"node {node_id}: applied/commit/last out of order: {log.describe()}")
             seen = cache.get(node_id)
             if seen is None or seen[0] is not raft:

@@ -174,6 +174,15 @@ class ManagerHost:
             else:
                 self.dropped_messages += len(items)
             return
+        if len(items) == 1 and type(items[0]) is Message:
+            # The common packet (one Raft message): _handle_packet inlined.
+            raft = self.raft
+            try:
+                raft.step(items[0])
+            except MalformedMessage:
+                self.dropped_messages += 1
+            self.drain()
+            return
         self._handle_packet(src, items)
 
     def _handle_packet(self, src: int, items: list[Any]) -> None:
@@ -266,11 +275,19 @@ class ManagerHost:
         self.drain()
 
     def _send_messages(self, messages: tuple[Message, ...]) -> None:
+        send = self.sim._send_packet
+        if len(messages) == 1:
+            send(self.node_id, messages[0].to, [messages[0]])
+            return
         by_destination: dict[int, list[Any]] = {}
         for message in messages:
-            by_destination.setdefault(message.to, []).append(message)
+            items = by_destination.get(message.to)
+            if items is None:
+                by_destination[message.to] = [message]
+            else:
+                items.append(message)
         for dst, items in by_destination.items():
-            self.sim._send_packet(self.node_id, dst, items)
+            send(self.node_id, dst, items)
 
     def _finish(self, rd: Ready) -> None:
         raft = self.raft
@@ -313,7 +330,8 @@ class ManagerHost:
         raft.advance(rd)
         if self.waiting_reads:
             self._serve_reads()
-        self._maybe_snapshot()
+        if sim.config.snapshot_every_entries > 0:
+            self._maybe_snapshot()
 
     def _serve_reads(self) -> None:
         applied = self.raft.log.applied

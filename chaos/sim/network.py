@@ -102,7 +102,8 @@ class Network:
         if (src, dst) in self.blocked:
             self.packets_dropped += 1
             return []
-        link = self.links.get((src, dst), self.default_link)
+        links = self.links
+        link = links.get((src, dst), self.default_link) if links else self.default_link
         rng = self.rng
         if link.loss and rng.random() < link.loss:
             self.packets_dropped += 1

@@ -220,22 +220,34 @@ class Simulation:
 
     # ------------------------------------------------------------- network
     def _send_packet(self, src: int, dst: int, items: list[Any]) -> None:
+        # Once per packet: the schedule and the trace description are inlined
+        # (same heap entries, same trace tuples as _schedule/_describe_items).
+        now = self.now_us
         for delay in self.network.delays_us(src, dst):
-            self._schedule(delay, self._deliver, (src, dst), items)
+            self._sequence += 1
+            heapq.heappush(self._heap, (now + delay, self._sequence, self._deliver, (src, dst), items))
         if self._trace_on:
-            self.trace.append((self.now_us, "send", src, dst, _describe_items(items)))
+            described = []
+            for item in items:
+                if isinstance(item, Message):
+                    described.append(
+                        (int(item.type), item.term, item.index, len(item.entries), item.commit, item.reject)
+                    )
+                else:
+                    described.append(type(item).__name__)
+            self.trace.append((now, "send", src, dst, tuple(described)))
 
     def _deliver(self, route: tuple[int, int], items: list[Any]) -> None:
-        src, dst = route
-        if not self.network.connected(src, dst):
+        if route in self.network.blocked:
             return  # cut while in flight
+        dst = route[1]
         host = self.hosts.get(dst)
         if host is None:
             self.undeliverable_packets += 1
             return
         if self._trace_on:
-            self.trace.append((self.now_us, "recv", src, dst))
-        host.on_packet(src, items)
+            self.trace.append((self.now_us, "recv", route[0], dst))
+        host.on_packet(route[0], items)
 
     def partition(self, *groups: Iterable[int]) -> None:
         """Symmetric partition into ``groups`` (nodes in none form another)."""
