@@ -61,6 +61,14 @@ class RaftLog:
             position = index - offset
             if position < len(self.unstable_entries):
                 return self.unstable_entries[position].term
+        elif self.unstable_snapshot is None:
+            # Second fast path: a stable index.  Storage answers whenever the
+            # checks below would pass (same dummy, and index < offset <= last+1);
+            # if it raises, fall through so the exceptions are exactly ours.
+            try:
+                return self.storage.term(index)
+            except (Compacted, Unavailable):
+                pass
         dummy = self.first_index() - 1
         if index < dummy:
             raise Compacted(f"index {index} is compacted (first index {dummy + 1})")
@@ -97,7 +105,10 @@ class RaftLog:
     # -- appending -----------------------------------------------------------
     def find_conflict(self, entries: Sequence[Entry]) -> int:
         """Index of the first entry that is new or conflicts with ours, else 0."""
+        last = self.last_index()
         for entry in entries:
+            if entry.index > last:
+                return entry.index  # new: match_term would catch Unavailable
             if not self.match_term(entry.index, entry.term):
                 return entry.index
         return 0

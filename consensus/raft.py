@@ -1104,30 +1104,41 @@ class RaftNode:
             raise InvariantViolation(f"ready() called before advance() of the previous Ready; {self.describe()}")
         log = self.log
         soft = None
-        if self.lead != self._prev_soft.leader_id or self.role != self._prev_soft.role:
+        prev_soft = self._prev_soft
+        if self.lead != prev_soft.leader_id or self.role != prev_soft.role:
             soft = SoftState(self.lead, self.role)
             self._prev_soft = soft
+        unstable = log.unstable_entries
+        snapshot = log.unstable_snapshot
+        must_sync = bool(unstable) or snapshot is not None
         hard = None
-        must_sync = bool(log.unstable_entries) or log.unstable_snapshot is not None
         previous = self._prev_hard
-        if self.term != previous.term or self.vote != previous.vote or log.committed != previous.commit:
-            if self.term != previous.term or self.vote != previous.vote:
-                must_sync = True
-            hard = HardState(self.term, self.vote, log.committed)
-            self._prev_hard = hard
-        committed = log.next_committed_entries(self.config.max_committed_size_per_ready_bytes)
+        term = self.term
+        vote = self.vote
+        commit = log.committed
+        if term != previous.term or vote != previous.vote:
+            must_sync = True
+            hard = self._prev_hard = HardState(term, vote, commit)
+        elif commit != previous.commit:
+            hard = self._prev_hard = HardState(term, vote, commit)
+        committed = (
+            log.next_committed_entries(self.config.max_committed_size_per_ready_bytes) if commit > log.applied else ()
+        )
         if committed and self.role == _ROLE_LEADER and self.uncommitted_bytes:
             released = sum(len(entry.data) for entry in committed)
             self.uncommitted_bytes = max(0, self.uncommitted_bytes - released)
+        msgs = self.msgs
+        after = self.msgs_after_persist
+        reads = self.read_states
         rd = Ready(
             soft,
             hard,
-            tuple(log.unstable_entries),
-            log.unstable_snapshot,
-            tuple(committed),
-            tuple(self.msgs),
-            tuple(self.msgs_after_persist),
-            tuple(self.read_states),
+            tuple(unstable) if unstable else (),
+            snapshot,
+            tuple(committed) if committed else (),
+            tuple(msgs) if msgs else (),
+            tuple(after) if after else (),
+            tuple(reads) if reads else (),
             must_sync,
         )
         self.msgs = []
