@@ -563,6 +563,12 @@ class RaftNode:
             raise MalformedMessage(f"{m.type.name} from {m.frm} without a term")
 
     def _step_any(self, m: Message) -> None:
+        t = m.type
+        if m.term == self.term and t is not _VOTE and t is not _PRE_VOTE:
+            # The common case (same term, not a vote): none of the term rules
+            # below apply.
+            self._step(m)
+            return
         if m.term == 0:
             pass  # term-less requests (READ_INDEX, TRANSFER_LEADER, FORWARD_PROP)
         elif m.term > self.term:
@@ -626,7 +632,8 @@ class RaftNode:
         if pr is None:
             return  # not a member (any more)
         if t == _APP_RESP:
-            self._mark_active(pr)
+            pr.recent_active = True  # _mark_active inlined
+            pr.last_active_tick = self.ticks
             if m.reject:
                 next_probe = m.reject_hint
                 if m.log_term > 0:
@@ -656,7 +663,8 @@ class RaftNode:
                     self._send(Message(_TIMEOUT_NOW, m.frm, self.id, self.term))
             return
         if t == _HEARTBEAT_RESP:
-            self._mark_active(pr)
+            pr.recent_active = True  # _mark_active inlined
+            pr.last_active_tick = self.ticks
             pr.msg_app_flow_paused = False
             if pr.match < self.log.last_index() or pr.state == _PR_PROBE:
                 self._send_append(m.frm, pr)
