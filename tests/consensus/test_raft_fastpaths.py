@@ -1,0 +1,101 @@
+"""The speed fast paths of the core (RaftLog.term's stable-index path,
+find_conflict stopping at the first new entry, limit_size without
+size_bytes()) against straightforward reference versions, on random logs:
+compacted storage, a stable part, an unstable tail that may shadow stale
+stable entries, and a pending snapshot."""
+from __future__ import annotations
+
+from typing import Optional
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consensus.errors import Compacted, Unavailable
+from consensus.log import RaftLog
+from consensus.storage import MemoryStorage, limit_size
+from consensus.types import ConfState, Entry, Snapshot, SnapshotMetadata
+
+
+def _reference_limit(entries: list[Entry], max_size_bytes: Optional[int]) -> list[Entry]:
+    if max_size_bytes is None or not entries:
+        return list(entries)
+    total = entries[0].size_bytes()
+    count = 1
+    while count < len(entries):
+        total += entries[count].size_bytes()
+        if total > max_size_bytes:
+            break
+        count += 1
+    return list(entries[:count])
+
+
+@given(st.lists(st.binary(max_size=40), max_size=12), st.one_of(st.none(), st.integers(0, 300)))
+def test_limit_size_matches_reference(payloads: list[bytes], max_size_bytes: Optional[int]) -> None:
+    entries = [Entry(1, position + 1, data=data) for position, data in enumerate(payloads)]
+    assert limit_size(entries, max_size_bytes) == _reference_limit(entries, max_size_bytes)
+    assert limit_size(tuple(entries), max_size_bytes) == _reference_limit(entries, max_size_bytes)
+
+
+@st.composite
+def logs(draw: st.DrawFn) -> RaftLog:
+    stable_terms = draw(st.lists(st.integers(1, 4), max_size=10).map(sorted))
+    storage = MemoryStorage(ConfState((1,)))
+    storage.append([Entry(term, position + 1) for position, term in enumerate(stable_terms)])
+    compact = draw(st.integers(0, len(stable_terms)))
+    if compact:
+        storage.create_snapshot(compact, None, b"s")
+        storage.compact(compact)
+    log = RaftLog(storage)
+    if draw(st.booleans()) and storage.last_index() >= 1:
+        # An unstable tail that shadows stale stable entries (a follower that
+        # truncated a conflicting suffix and has not persisted the new one).
+        start = draw(st.integers(max(storage.first_index(), 1), storage.last_index() + 1))
+        top = max([5] + stable_terms)
+        log.append([Entry(top + 1, start + k) for k in range(draw(st.integers(1, 4)))])
+    elif draw(st.booleans()):
+        log.append([Entry(5, storage.last_index() + 1 + k) for k in range(draw(st.integers(0, 3)))])
+    if draw(st.booleans()):
+        index = log.last_index() + draw(st.integers(1, 3))
+        log.restore(Snapshot(SnapshotMetadata(index, 7, ConfState((1,))), b"x"))
+    return log
+
+
+def _reference_term(log: RaftLog, index: int) -> tuple[str, int]:
+    """RaftLog.term as it was before the fast paths (result or exception kind)."""
+    dummy = log.first_index() - 1
+    if index < dummy:
+        return "compacted", 0
+    if index > log.last_index():
+        return "unavailable", 0
+    if index >= log.unstable_offset:
+        return "ok", log.unstable_entries[index - log.unstable_offset].term
+    snap = log.unstable_snapshot
+    if snap is not None and index == snap.metadata.index:
+        return "ok", snap.metadata.term
+    try:
+        return "ok", log.storage.term(index)
+    except Compacted:
+        return "compacted", 0
+    except Unavailable:
+        return "unavailable", 0
+
+
+@given(logs(), st.data())
+def test_term_and_find_conflict_match_reference(log: RaftLog, data: st.DataObject) -> None:
+    for index in range(0, log.last_index() + 4):
+        try:
+            got = ("ok", log.term(index))
+        except Compacted:
+            got = ("compacted", 0)
+        except Unavailable:
+            got = ("unavailable", 0)
+        assert got == _reference_term(log, index), (index, log.describe())
+    start = data.draw(st.integers(1, log.last_index() + 2))
+    terms = data.draw(st.lists(st.integers(1, 8), max_size=5))
+    entries = [Entry(term, start + k) for k, term in enumerate(terms)]
+    expected = 0
+    for entry in entries:
+        if not log.match_term(entry.index, entry.term):
+            expected = entry.index
+            break
+    assert log.find_conflict(entries) == expected
