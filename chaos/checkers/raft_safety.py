@@ -128,8 +128,14 @@ class RaftSafetyChecker:
                 continue
             log = raft.log
             committed = log.committed
-            unstable = log.unstable_entries  # RaftLog.last_index() without the call when entries are unstable
-            last = log.unstable_offset + len(unstable) - 1 if unstable else log.last_index()
+            # RaftLog.last_index() inlined (same three cases), one call fewer per node and event.
+            unstable = log.unstable_entries
+            if unstable:
+                last = log.unstable_offset + len(unstable) - 1
+            elif log.unstable_snapshot is not None:
+                last = log.unstable_snapshot.metadata.index
+            else:
+                last = log.storage.last_index()
             if not (log.applied <= committed <= last):
                 self._violation(sim, STATE_MACHINE_SAFETY, f"node {node_id}: applied/commit/last out of order: {log.describe()}")
             seen = cache.get(node_id)
