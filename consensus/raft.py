@@ -529,19 +529,21 @@ class RaftNode:
         if log_term > term and t in (_APP, _VOTE, _PRE_VOTE):
             # PRE_VOTE carries term+1 so log_term <= term still holds.
             raise MalformedMessage(f"{t.name} from {frm}: log_term {log_term} > term {term}")
-        if m.entries:
-            if m.type != _APP:
-                raise MalformedMessage(f"{m.type.name} from {m.frm} carries entries")
-            expected = m.index + 1
-            for entry in m.entries:
+        entries = m.entries
+        if entries:
+            if t != _APP:
+                raise MalformedMessage(f"{t.name} from {frm} carries entries")
+            expected = index + 1
+            for entry in entries:
                 if not isinstance(entry, Entry) or type(entry.index) is not int or entry.index != expected:
-                    raise MalformedMessage(f"APP from {m.frm}: entries not consecutive from {m.index + 1}")
-                if type(entry.term) is not int or entry.term > m.term or entry.term < m.log_term or entry.term <= 0:
-                    raise MalformedMessage(f"APP from {m.frm}: entry {entry.index} has term {entry.term}")
+                    raise MalformedMessage(f"APP from {frm}: entries not consecutive from {index + 1}")
+                entry_term = entry.term
+                if type(entry_term) is not int or entry_term > term or entry_term < log_term or entry_term <= 0:
+                    raise MalformedMessage(f"APP from {frm}: entry {entry.index} has term {entry_term}")
                 if not isinstance(entry.data, (bytes, bytearray)) or not isinstance(entry.type, EntryType):
-                    raise MalformedMessage(f"APP from {m.frm}: entry {entry.index} is malformed")
+                    raise MalformedMessage(f"APP from {frm}: entry {entry.index} is malformed")
                 expected += 1
-        if m.type == _SNAP:
+        if t == _SNAP:
             snap = m.snapshot
             if (
                 not isinstance(snap, Snapshot)
@@ -558,9 +560,9 @@ class RaftNode:
             if snap.metadata.term > m.term:
                 raise MalformedMessage(f"SNAP from {m.frm}: snapshot term beyond message term")
         elif m.snapshot is not None:
-            raise MalformedMessage(f"{m.type.name} from {m.frm} carries a snapshot")
-        if m.type in (_APP, _HEARTBEAT, _SNAP, _VOTE, _PRE_VOTE, _TIMEOUT_NOW) and m.term == 0:
-            raise MalformedMessage(f"{m.type.name} from {m.frm} without a term")
+            raise MalformedMessage(f"{t.name} from {frm} carries a snapshot")
+        if term == 0 and t in (_APP, _HEARTBEAT, _SNAP, _VOTE, _PRE_VOTE, _TIMEOUT_NOW):
+            raise MalformedMessage(f"{t.name} from {frm} without a term")
 
     def _step_any(self, m: Message) -> None:
         t = m.type

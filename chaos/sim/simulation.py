@@ -221,7 +221,8 @@ class Simulation:
     # ------------------------------------------------------------- network
     def _send_packet(self, src: int, dst: int, items: list[Any]) -> None:
         # Once per packet: the schedule and the trace description are inlined
-        # (same heap entries, same trace tuples as _schedule/_describe_items).
+        # (same heap entries as _schedule; each Message described by its type,
+        # term, index, entry count, commit and reject).
         now = self.now_us
         for delay in self.network.delays_us(src, dst):
             self._sequence += 1
@@ -445,12 +446,3 @@ class Simulation:
 def _call(callback: Callable[[], None], _unused: Any) -> None:
     callback()
 
-
-def _describe_items(items: list[Any]) -> tuple:
-    out = []
-    for item in items:
-        if isinstance(item, Message):
-            out.append((int(item.type), item.term, item.index, len(item.entries), item.commit, item.reject))
-        else:
-            out.append(type(item).__name__)
-    return tuple(out)
