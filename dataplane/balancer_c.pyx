@@ -8,6 +8,7 @@ step, is ``dataplane/balancer_py.py``.
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memset
 
 from dataplane.conntrack_c cimport (CT_EXPIRED, CT_HITS, CT_INSERTED, CT_MISSES, CT_REMOVED, CT_REOPENED,
                                     ct_addresses, ct_claim, ct_clear, ct_entry, ct_find, ct_initial_state,
@@ -97,6 +98,34 @@ cdef inline int32_t index_find(const uint64_t* keys, const int32_t* values, uint
     return -1
 
 
+cdef enum:
+    C_COUNT = 15
+    CT_COUNT = 8
+
+
+ctypedef struct kernel_context:
+    # Local copies of the Kernel's arrays for one batch (see Kernel._process).
+    const int64_t* services
+    Py_ssize_t service_columns
+    const int64_t* backends
+    Py_ssize_t backend_columns
+    Py_ssize_t backend_rows
+    const int32_t* lookup
+    const uint64_t* service_keys
+    const int32_t* service_values
+    uint32_t service_bits
+    const uint64_t* endpoint_keys
+    const int32_t* endpoint_values
+    uint32_t endpoint_bits
+    ct_entry* entries
+    uint32_t capacity
+    uint32_t window
+    const uint64_t* timeouts_ns
+    uint64_t* counters
+    uint64_t* ct_counters
+    uint64_t k0, k1
+
+
 cdef class Kernel:
     """Typed views of the balancer's arrays; ``process`` runs batches over them."""
 
@@ -130,6 +159,8 @@ cdef class Kernel:
             raise ValueError("Kernel: conntrack table smaller than its capacity, or bad window")
         if service_keys.shape[0] != (1 << service_bits) or endpoint_keys.shape[0] != (1 << endpoint_bits):
             raise ValueError("Kernel: index tables must have 2**bits slots")
+        if counters.shape[0] != C_COUNT or ct_counters.shape[0] != CT_COUNT:
+            raise ValueError("Kernel: counter arrays of the wrong length")
         self.services = services
         self.backends = backends
         self.lookup = lookup
@@ -179,174 +210,228 @@ cdef class Kernel:
     cdef void _process(self, uint8_t* buffer, Py_ssize_t buffer_bytes, const uint32_t* offsets,
                        const uint32_t* lengths, Py_ssize_t count, uint8_t* verdicts,
                        uint64_t now_ns) noexcept nogil:
-        # Two stages per chunk of packets, as DPDK applications do: first parse,
-        # classify and hash every packet of the chunk and prefetch its tracking
-        # entry, then track and rewrite them in order.  The table is far larger
-        # than the caches; the prefetches overlap the memory latency of a whole
-        # chunk.  Stage 1 has no effect on the table, so the result is the same
-        # as processing the packets one by one (what the twin does).
-        cdef parsed_frame parsed[CHUNK_PACKETS]
-        cdef uint64_t flows[CHUNK_PACKETS]
-        cdef int32_t targets[CHUNK_PACKETS]
-        cdef uint8_t kinds[CHUNK_PACKETS]
-        cdef Py_ssize_t base, packet, chunk, position
-        cdef int status
-        cdef uint8_t* frame
-        cdef uint64_t* counters = &self.counters[0]
-        cdef ct_entry* entries = <ct_entry*>&self.table[0]
-        cdef int32_t target
-        cdef uint32_t vip, vip_port, home, line
-        cdef parsed_frame* p
-        counters[C_PACKETS] += <uint64_t>count
-        base = 0
-        while base < count:
-            chunk = min(<Py_ssize_t>CHUNK_PACKETS, count - base)
-            for position in range(chunk):
-                packet = base + position
-                kinds[position] = KIND_DONE
-                if <uint64_t>offsets[packet] + lengths[packet] > <uint64_t>buffer_bytes:
-                    verdicts[packet] = VERDICT_DROP
-                    counters[C_DROP_BAD_SLOT] += 1
-                    continue
-                frame = buffer + offsets[packet]
-                p = &parsed[position]
-                status = nat_parse(frame, lengths[packet], p)
-                if status != PARSE_OK:
-                    verdicts[packet] = PARSE_VERDICT[status]
-                    counters[PARSE_COUNTER[status]] += 1
-                    continue
-                target = index_find(&self.service_keys[0], &self.service_values[0], self.service_bits,
-                                    endpoint_key(p.destination_ip, p.destination_port, p.protocol))
-                if target >= 0:
-                    kinds[position] = KIND_REQUEST
-                    flows[position] = flow_hash13(self.k0, self.k1, p.protocol, p.source_ip,
-                                                  p.destination_ip, p.source_port, p.destination_port)
-                else:
-                    target = index_find(&self.endpoint_keys[0], &self.endpoint_values[0],
-                                        self.endpoint_bits,
-                                        endpoint_key(p.source_ip, p.source_port, p.protocol))
-                    if target < 0:
-                        verdicts[packet] = VERDICT_PASS
-                        counters[C_PASS_NO_SERVICE] += 1
-                        continue
-                    kinds[position] = KIND_REPLY
-                    vip = <uint32_t>self.services[self.backends[target, B_SERVICE], S_VIP]
-                    vip_port = <uint32_t>self.services[self.backends[target, B_SERVICE], S_PORT]
-                    # The entry is keyed by the client-side tuple: client -> VIP.
-                    flows[position] = flow_hash13(self.k0, self.k1, p.protocol, p.destination_ip, vip,
-                                                  p.destination_port, vip_port)
-                targets[position] = target
-                # Every cache line of the probe window (two entries per line): a
-                # miss scans all of it, a hit usually stops in the first line.
-                home = fastrange32(<uint32_t>flows[position], self.capacity)
-                line = 0
-                while line < self.window and line < PREFETCH_ENTRIES:
-                    __builtin_prefetch(&entries[home + line if home + line < self.capacity
-                                                else home + line - self.capacity])
-                    line += 2
-            for position in range(chunk):
-                packet = base + position
-                frame = buffer + offsets[packet]
-                if kinds[position] == KIND_REQUEST:
-                    verdicts[packet] = self._request(frame, &parsed[position], targets[position],
-                                                     flows[position], now_ns)
-                elif kinds[position] == KIND_REPLY:
-                    verdicts[packet] = self._reply(frame, &parsed[position], targets[position],
-                                                   flows[position], now_ns)
-            base += chunk
+        # Every array the path reads is copied into a local context first, and
+        # the counters are summed in locals and added once per batch: stores
+        # through uint64_t pointers (counters, table entries) may alias the
+        # int64 tables and the memoryview fields, so reading those through
+        # ``self`` made the compiler reload them after every store.
+        cdef kernel_context context
+        cdef uint64_t batch_counters[C_COUNT]
+        cdef uint64_t batch_ct_counters[CT_COUNT]
+        cdef Py_ssize_t index
+        memset(batch_counters, 0, sizeof(batch_counters))
+        memset(batch_ct_counters, 0, sizeof(batch_ct_counters))
+        context.services = &self.services[0, 0]
+        context.service_columns = self.services.shape[1]
+        context.backends = &self.backends[0, 0]
+        context.backend_columns = self.backends.shape[1]
+        context.backend_rows = self.backends.shape[0]
+        context.lookup = &self.lookup[0]
+        context.service_keys = &self.service_keys[0]
+        context.service_values = &self.service_values[0]
+        context.service_bits = self.service_bits
+        context.endpoint_keys = &self.endpoint_keys[0]
+        context.endpoint_values = &self.endpoint_values[0]
+        context.endpoint_bits = self.endpoint_bits
+        context.entries = <ct_entry*>&self.table[0]
+        context.capacity = self.capacity
+        context.window = self.window
+        context.timeouts_ns = &self.timeouts_ns[0]
+        context.counters = batch_counters
+        context.ct_counters = batch_ct_counters
+        context.k0 = self.k0
+        context.k1 = self.k1
+        process_batch(context, buffer, buffer_bytes, offsets, lengths, count, verdicts, now_ns)
+        for index in range(C_COUNT):
+            self.counters[index] += batch_counters[index]
+        for index in range(CT_COUNT):
+            # CT_OCCUPIED goes down as well as up: unsigned wraparound adds right.
+            self.ct_counters[index] += batch_ct_counters[index]
 
-    cdef inline int32_t _pick(self, int32_t service, uint64_t flow) noexcept nogil:
-        cdef uint32_t size = <uint32_t>self.services[service, S_TABLE_SIZE]
-        cdef int64_t offset = self.services[service, S_TABLE_OFFSET]
-        return self.lookup[offset + fastrange32(<uint32_t>(flow >> 32), size)]
 
-    cdef inline uint64_t _value(self, int32_t backend) noexcept nogil:
-        return ((<uint64_t>self.backends[backend, B_GENERATION]) << 24) | <uint64_t>backend
+cdef inline int64_t service_cell(const kernel_context* c, int64_t service, int column) noexcept nogil:
+    return c.services[service * c.service_columns + column]
 
-    cdef uint8_t _request(self, uint8_t* frame, parsed_frame* parsed, int32_t service, uint64_t flow,
-                          uint64_t now_ns) noexcept nogil:
-        cdef uint64_t* counters = &self.counters[0]
-        cdef uint64_t* ct_counters = &self.ct_counters[0]
-        cdef ct_entry* entries = <ct_entry*>&self.table[0]
-        cdef uint64_t addresses = ct_addresses(parsed.source_ip, parsed.destination_ip)
-        cdef uint64_t ports = ct_ports(parsed.protocol, parsed.source_port, parsed.destination_port)
-        cdef int64_t index = ct_find(entries, self.capacity, self.window, flow, addresses, ports)
-        cdef int32_t backend = -1
-        cdef uint64_t value
-        cdef uint32_t state
-        cdef ct_entry* entry
-        if index >= 0:
-            entry = &entries[index]
-            if entry.expires_ns <= now_ns:
-                ct_counters[CT_EXPIRED] += 1
-            elif ct_reopens(entry.value & 0xFF, parsed.protocol, parsed.tcp_flags, False):
-                ct_counters[CT_REOPENED] += 1
+
+cdef inline int64_t backend_cell(const kernel_context* c, int64_t backend, int column) noexcept nogil:
+    return c.backends[backend * c.backend_columns + column]
+
+
+cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_bytes, const uint32_t* offsets,
+                        const uint32_t* lengths, Py_ssize_t count, uint8_t* verdicts,
+                        uint64_t now_ns) noexcept nogil:
+    # Two stages per chunk of packets, as DPDK applications do: first parse,
+    # classify and hash every packet of the chunk and prefetch its tracking
+    # entry, then track and rewrite them in order.  The table is far larger
+    # than the caches; the prefetches overlap the memory latency of a whole
+    # chunk.  Stage 1 has no effect on the table, so the result is the same
+    # as processing the packets one by one (what the twin does).
+    cdef parsed_frame parsed[CHUNK_PACKETS]
+    cdef uint64_t flows[CHUNK_PACKETS]
+    cdef int32_t targets[CHUNK_PACKETS]
+    cdef uint8_t kinds[CHUNK_PACKETS]
+    cdef Py_ssize_t base, packet, chunk, position
+    cdef int status
+    cdef uint8_t* frame
+    cdef uint64_t* counters = c.counters
+    cdef int32_t target
+    cdef int64_t service
+    cdef uint32_t vip, vip_port, home, line
+    cdef parsed_frame* p
+    counters[C_PACKETS] += <uint64_t>count
+    base = 0
+    while base < count:
+        chunk = min(<Py_ssize_t>CHUNK_PACKETS, count - base)
+        for position in range(chunk):
+            packet = base + position
+            kinds[position] = KIND_DONE
+            if <uint64_t>offsets[packet] + lengths[packet] > <uint64_t>buffer_bytes:
+                verdicts[packet] = VERDICT_DROP
+                counters[C_DROP_BAD_SLOT] += 1
+                continue
+            frame = buffer + offsets[packet]
+            p = &parsed[position]
+            status = nat_parse(frame, lengths[packet], p)
+            if status != PARSE_OK:
+                verdicts[packet] = PARSE_VERDICT[status]
+                counters[PARSE_COUNTER[status]] += 1
+                continue
+            target = index_find(c.service_keys, c.service_values, c.service_bits,
+                                endpoint_key(p.destination_ip, p.destination_port, p.protocol))
+            if target >= 0:
+                kinds[position] = KIND_REQUEST
+                flows[position] = flow_hash13(c.k0, c.k1, p.protocol, p.source_ip,
+                                              p.destination_ip, p.source_port, p.destination_port)
             else:
-                ct_counters[CT_HITS] += 1
-                value = entry.value >> 8
-                backend = <int32_t>(value & 0xFFFFFF)
-                state = ct_next_state(entry.value & 0xFF, parsed.protocol, parsed.tcp_flags)
-                if (backend < self.backends.shape[0] and self.backends[backend, B_ALIVE]
-                        and <uint64_t>self.backends[backend, B_GENERATION] == (value >> 24)):
-                    counters[C_FORWARD_TRACKED] += 1
-                elif self.services[service, S_ON_REMOVED] == ON_REMOVED_REPICK:
-                    backend = self._pick(service, flow)
-                    if backend < 0:
-                        ct_clear(entry, ct_counters)
-                        ct_counters[CT_REMOVED] += 1
-                        counters[C_DROP_NO_BACKEND] += 1
-                        return VERDICT_DROP
-                    counters[C_REPICK_BACKEND_GONE] += 1
-                else:
+                target = index_find(c.endpoint_keys, c.endpoint_values, c.endpoint_bits,
+                                    endpoint_key(p.source_ip, p.source_port, p.protocol))
+                if target < 0:
+                    verdicts[packet] = VERDICT_PASS
+                    counters[C_PASS_NO_SERVICE] += 1
+                    continue
+                kinds[position] = KIND_REPLY
+                service = backend_cell(&c, target, B_SERVICE)
+                vip = <uint32_t>service_cell(&c, service, S_VIP)
+                vip_port = <uint32_t>service_cell(&c, service, S_PORT)
+                # The entry is keyed by the client-side tuple: client -> VIP.
+                flows[position] = flow_hash13(c.k0, c.k1, p.protocol, p.destination_ip, vip,
+                                              p.destination_port, vip_port)
+            targets[position] = target
+            # Every cache line of the probe window (two entries per line): a
+            # miss scans all of it, a hit usually stops in the first line.
+            home = fastrange32(<uint32_t>flows[position], c.capacity)
+            line = 0
+            while line < c.window and line < PREFETCH_ENTRIES:
+                __builtin_prefetch(&c.entries[home + line if home + line < c.capacity
+                                              else home + line - c.capacity])
+                line += 2
+        for position in range(chunk):
+            packet = base + position
+            frame = buffer + offsets[packet]
+            if kinds[position] == KIND_REQUEST:
+                verdicts[packet] = track_request(&c, frame, &parsed[position], targets[position],
+                                                 flows[position], now_ns)
+            elif kinds[position] == KIND_REPLY:
+                verdicts[packet] = track_reply(&c, frame, &parsed[position], targets[position],
+                                               flows[position], now_ns)
+        base += chunk
+
+
+cdef inline int32_t pick_backend(const kernel_context* c, int64_t service, uint64_t flow) noexcept nogil:
+    cdef uint32_t size = <uint32_t>service_cell(c, service, S_TABLE_SIZE)
+    cdef int64_t offset = service_cell(c, service, S_TABLE_OFFSET)
+    return c.lookup[offset + fastrange32(<uint32_t>(flow >> 32), size)]
+
+
+cdef inline uint64_t backend_value(const kernel_context* c, int32_t backend) noexcept nogil:
+    return ((<uint64_t>backend_cell(c, backend, B_GENERATION)) << 24) | <uint64_t>backend
+
+
+cdef inline uint8_t track_request(const kernel_context* c, uint8_t* frame, parsed_frame* parsed,
+                                  int32_t service, uint64_t flow, uint64_t now_ns) noexcept nogil:
+    cdef uint64_t* counters = c.counters
+    cdef uint64_t* ct_counters = c.ct_counters
+    cdef ct_entry* entries = c.entries
+    cdef uint64_t addresses = ct_addresses(parsed.source_ip, parsed.destination_ip)
+    cdef uint64_t ports = ct_ports(parsed.protocol, parsed.source_port, parsed.destination_port)
+    cdef int64_t index = ct_find(entries, c.capacity, c.window, flow, addresses, ports)
+    cdef int32_t backend = -1
+    cdef uint64_t value
+    cdef uint32_t state
+    cdef ct_entry* entry
+    if index >= 0:
+        entry = &entries[index]
+        if entry.expires_ns <= now_ns:
+            ct_counters[CT_EXPIRED] += 1
+        elif ct_reopens(entry.value & 0xFF, parsed.protocol, parsed.tcp_flags, False):
+            ct_counters[CT_REOPENED] += 1
+        else:
+            ct_counters[CT_HITS] += 1
+            value = entry.value >> 8
+            backend = <int32_t>(value & 0xFFFFFF)
+            state = ct_next_state(entry.value & 0xFF, parsed.protocol, parsed.tcp_flags)
+            if (backend < c.backend_rows and backend_cell(c, backend, B_ALIVE)
+                    and <uint64_t>backend_cell(c, backend, B_GENERATION) == (value >> 24)):
+                counters[C_FORWARD_TRACKED] += 1
+            elif service_cell(c, service, S_ON_REMOVED) == ON_REMOVED_REPICK:
+                backend = pick_backend(c, service, flow)
+                if backend < 0:
                     ct_clear(entry, ct_counters)
                     ct_counters[CT_REMOVED] += 1
-                    counters[C_RESET_BACKEND_GONE] += 1
-                    return VERDICT_RESET
-                entry.value = (self._value(backend) << 8) | state
-                entry.expires_ns = now_ns + self.timeouts_ns[state]
+                    counters[C_DROP_NO_BACKEND] += 1
+                    return VERDICT_DROP
+                counters[C_REPICK_BACKEND_GONE] += 1
+            else:
+                ct_clear(entry, ct_counters)
+                ct_counters[CT_REMOVED] += 1
+                counters[C_RESET_BACKEND_GONE] += 1
+                return VERDICT_RESET
+            entry.value = (backend_value(c, backend) << 8) | state
+            entry.expires_ns = now_ns + c.timeouts_ns[state]
+    if backend < 0:
+        ct_counters[CT_MISSES] += 1
+        backend = pick_backend(c, service, flow)
         if backend < 0:
-            ct_counters[CT_MISSES] += 1
-            backend = self._pick(service, flow)
-            if backend < 0:
-                if index >= 0:
-                    ct_clear(&entries[index], ct_counters)
-                    ct_counters[CT_REMOVED] += 1
-                counters[C_DROP_NO_BACKEND] += 1
-                return VERDICT_DROP
-            if index < 0:
-                index = ct_claim(entries, self.capacity, self.window, flow, now_ns, ct_counters)
-            state = ct_initial_state(parsed.protocol, parsed.tcp_flags)
-            ct_write(&entries[index], addresses, ports, self._value(backend), state,
-                     now_ns + self.timeouts_ns[state])
-            ct_counters[CT_INSERTED] += 1
-            counters[C_FORWARD_NEW] += 1
-        nat_rewrite(frame, parsed, True, <uint32_t>self.backends[backend, B_IP],
-                    <uint32_t>self.backends[backend, B_PORT], self.backends[backend, B_MAC])
-        return VERDICT_FORWARD
+            if index >= 0:
+                ct_clear(&entries[index], ct_counters)
+                ct_counters[CT_REMOVED] += 1
+            counters[C_DROP_NO_BACKEND] += 1
+            return VERDICT_DROP
+        if index < 0:
+            index = ct_claim(entries, c.capacity, c.window, flow, now_ns, ct_counters)
+        state = ct_initial_state(parsed.protocol, parsed.tcp_flags)
+        ct_write(&entries[index], addresses, ports, backend_value(c, backend), state,
+                 now_ns + c.timeouts_ns[state])
+        ct_counters[CT_INSERTED] += 1
+        counters[C_FORWARD_NEW] += 1
+    nat_rewrite(frame, parsed, True, <uint32_t>backend_cell(c, backend, B_IP),
+                <uint32_t>backend_cell(c, backend, B_PORT), backend_cell(c, backend, B_MAC))
+    return VERDICT_FORWARD
 
-    cdef uint8_t _reply(self, uint8_t* frame, parsed_frame* parsed, int32_t backend, uint64_t flow,
-                        uint64_t now_ns) noexcept nogil:
-        cdef uint64_t* counters = &self.counters[0]
-        cdef uint64_t* ct_counters = &self.ct_counters[0]
-        cdef ct_entry* entries = <ct_entry*>&self.table[0]
-        cdef int64_t service = self.backends[backend, B_SERVICE]
-        cdef uint32_t vip = <uint32_t>self.services[service, S_VIP]
-        cdef uint32_t vip_port = <uint32_t>self.services[service, S_PORT]
-        cdef int64_t index = ct_find(entries, self.capacity, self.window, flow,
-                                     ct_addresses(parsed.destination_ip, vip),
-                                     ct_ports(parsed.protocol, parsed.destination_port, vip_port))
-        cdef ct_entry* entry
-        cdef uint32_t state
-        if index >= 0 and entries[index].expires_ns > now_ns and (entries[index].value >> 8) == self._value(backend):
-            entry = &entries[index]
-            ct_counters[CT_HITS] += 1
-            state = ct_next_state(entry.value & 0xFF, parsed.protocol, parsed.tcp_flags)
-            entry.value = (entry.value & ~(<uint64_t>0xFF)) | state
-            entry.expires_ns = now_ns + self.timeouts_ns[state]
-            counters[C_REPLY_TRACKED] += 1
-        else:
-            # Stateless SNAT is still right: this backend endpoint belongs to one
-            # service only (the Balancer refuses sharing), so its VIP is known.
-            counters[C_REPLY_UNTRACKED] += 1
-        nat_rewrite(frame, parsed, False, vip, vip_port, self.services[service, S_VIP_MAC])
-        return VERDICT_REPLY
+
+cdef inline uint8_t track_reply(const kernel_context* c, uint8_t* frame, parsed_frame* parsed,
+                                int32_t backend, uint64_t flow, uint64_t now_ns) noexcept nogil:
+    cdef uint64_t* counters = c.counters
+    cdef uint64_t* ct_counters = c.ct_counters
+    cdef ct_entry* entries = c.entries
+    cdef int64_t service = backend_cell(c, backend, B_SERVICE)
+    cdef uint32_t vip = <uint32_t>service_cell(c, service, S_VIP)
+    cdef uint32_t vip_port = <uint32_t>service_cell(c, service, S_PORT)
+    cdef int64_t index = ct_find(entries, c.capacity, c.window, flow,
+                                 ct_addresses(parsed.destination_ip, vip),
+                                 ct_ports(parsed.protocol, parsed.destination_port, vip_port))
+    cdef ct_entry* entry
+    cdef uint32_t state
+    if index >= 0 and entries[index].expires_ns > now_ns and (entries[index].value >> 8) == backend_value(c, backend):
+        entry = &entries[index]
+        ct_counters[CT_HITS] += 1
+        state = ct_next_state(entry.value & 0xFF, parsed.protocol, parsed.tcp_flags)
+        entry.value = (entry.value & ~(<uint64_t>0xFF)) | state
+        entry.expires_ns = now_ns + c.timeouts_ns[state]
+        counters[C_REPLY_TRACKED] += 1
+    else:
+        # Stateless SNAT is still right: this backend endpoint belongs to one
+        # service only (the Balancer refuses sharing), so its VIP is known.
+        counters[C_REPLY_UNTRACKED] += 1
+    nat_rewrite(frame, parsed, False, vip, vip_port, service_cell(c, service, S_VIP_MAC))
+    return VERDICT_REPLY
