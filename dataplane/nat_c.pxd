@@ -113,35 +113,56 @@ cdef inline uint32_t checksum_update(uint32_t check, uint32_t old_address, uint3
     return (~total) & 0xFFFF
 
 
+cdef inline uint32_t checksum_apply(uint32_t check, uint64_t delta) noexcept nogil:
+    """HC' = ~(~HC + delta) (RFC 1624 eqn. 3), delta a sum of at most six 16-bit words.
+
+    Same result as ``checksum_update`` (including 0 written as 0xFFFF): the
+    sum is below 2**19, so two end-around-carry folds reach 16 bits.
+    """
+    cdef uint64_t total = (~check & 0xFFFF) + delta
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    if total == 0:
+        total = 0xFFFF
+    return (~total) & 0xFFFF
+
+
 cdef inline void nat_rewrite(uint8_t* frame, parsed_frame* parsed, bint destination, uint32_t new_ip,
                              uint32_t new_port, int64_t new_mac) noexcept nogil:
-    """Rewrite the destination (request) or source (reply) address, port and MAC."""
+    """Rewrite the destination (request) or source (reply) address, port and MAC.
+
+    The address change is summed once (~m + m' over its two 16-bit words) and
+    applied to both checksums; the L4 one adds the port change (RFC 1624).
+    """
     cdef uint32_t address_offset = parsed.l3 + (16 if destination else 12)
     cdef uint32_t port_offset = parsed.l4 + (2 if destination else 0)
     cdef uint32_t old_ip, old_port
     cdef uint32_t check_offset, check
+    cdef uint64_t address_delta, port_delta
     cdef uint8_t* mac
-    cdef int byte
     if destination:
         old_ip = parsed.destination_ip
         old_port = parsed.destination_port
     else:
         old_ip = parsed.source_ip
         old_port = parsed.source_port
+    address_delta = ((~(old_ip >> 16) & 0xFFFF) + (new_ip >> 16)
+                     + (~old_ip & 0xFFFF) + (new_ip & 0xFFFF))
+    port_delta = (~old_port & 0xFFFF) + (new_port & 0xFFFF)
     # IPv4 header checksum covers the address only.
     check = load16(frame + parsed.l3 + 10)
-    store16(frame + parsed.l3 + 10, checksum_update(check, old_ip, new_ip, 0, 0))
+    store16(frame + parsed.l3 + 10, checksum_apply(check, address_delta))
     # TCP/UDP checksums cover the pseudo-header (addresses) and the ports.
     check_offset = parsed.l4 + (16 if parsed.protocol == 6 else 6)
     check = load16(frame + check_offset)
     if parsed.protocol == 6:
-        store16(frame + check_offset, checksum_update(check, old_ip, new_ip, old_port, new_port))
+        store16(frame + check_offset, checksum_apply(check, address_delta + port_delta))
     elif check != 0:  # RFC 768: UDP checksum 0 means "none"; keep it none
-        check = checksum_update(check, old_ip, new_ip, old_port, new_port)
+        check = checksum_apply(check, address_delta + port_delta)
         store16(frame + check_offset, check if check != 0 else 0xFFFF)
     store32(frame + address_offset, new_ip)
     store16(frame + port_offset, new_port)
     if new_mac >= 0:
         mac = frame + (0 if destination else 6)
-        for byte in range(6):
-            mac[byte] = (new_mac >> (8 * (5 - byte))) & 0xFF
+        store16(mac, <uint32_t>(new_mac >> 32))
+        store32(mac + 2, <uint32_t>new_mac)
