@@ -36,25 +36,62 @@ cdef enum:
     UDP_HEADER_BYTES = 8
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* Big-endian loads and stores as one unaligned access and a byte swap
+       (GCC does not merge the byte-by-byte forms here). */
+    static inline uint32_t shoal_nat_load16(const uint8_t *pointer) {
+        uint16_t value;
+        memcpy(&value, pointer, 2);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        value = __builtin_bswap16(value);
+    #endif
+        return value;
+    }
+    static inline uint32_t shoal_nat_load32(const uint8_t *pointer) {
+        uint32_t value;
+        memcpy(&value, pointer, 4);
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        value = __builtin_bswap32(value);
+    #endif
+        return value;
+    }
+    static inline void shoal_nat_store16(uint8_t *pointer, uint32_t value32) {
+        uint16_t value = (uint16_t)value32;
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        value = __builtin_bswap16(value);
+    #endif
+        memcpy(pointer, &value, 2);
+    }
+    static inline void shoal_nat_store32(uint8_t *pointer, uint32_t value) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        value = __builtin_bswap32(value);
+    #endif
+        memcpy(pointer, &value, 4);
+    }
+    """
+    uint32_t shoal_nat_load16(const uint8_t* pointer) nogil
+    uint32_t shoal_nat_load32(const uint8_t* pointer) nogil
+    void shoal_nat_store16(uint8_t* pointer, uint32_t value) nogil
+    void shoal_nat_store32(uint8_t* pointer, uint32_t value) nogil
+
+
 cdef inline uint32_t load16(const uint8_t* pointer) noexcept nogil:
-    return (<uint32_t>pointer[0] << 8) | pointer[1]
+    return shoal_nat_load16(pointer)
 
 
 cdef inline uint32_t load32(const uint8_t* pointer) noexcept nogil:
-    return ((<uint32_t>pointer[0] << 24) | (<uint32_t>pointer[1] << 16)
-            | (<uint32_t>pointer[2] << 8) | pointer[3])
+    return shoal_nat_load32(pointer)
 
 
 cdef inline void store16(uint8_t* pointer, uint32_t value) noexcept nogil:
-    pointer[0] = (value >> 8) & 0xFF
-    pointer[1] = value & 0xFF
+    shoal_nat_store16(pointer, value)
 
 
 cdef inline void store32(uint8_t* pointer, uint32_t value) noexcept nogil:
-    pointer[0] = value >> 24
-    pointer[1] = (value >> 16) & 0xFF
-    pointer[2] = (value >> 8) & 0xFF
-    pointer[3] = value & 0xFF
+    shoal_nat_store32(pointer, value)
 
 
 cdef inline int nat_parse(const uint8_t* frame, uint32_t length, parsed_frame* out) noexcept nogil:
