@@ -101,14 +101,14 @@ cdef inline int32_t index_find(const uint64_t* keys, const int32_t* values, uint
 cdef enum:
     C_COUNT = 15
     CT_COUNT = 8
+    SERVICE_COLUMNS = 7  # balancer_py.SERVICE_COLUMNS: a constant row stride
+    BACKEND_COLUMNS = 6  # balancer_py.BACKEND_COLUMNS
 
 
 ctypedef struct kernel_context:
     # Local copies of the Kernel's arrays for one batch (see Kernel._process).
     const int64_t* services
-    Py_ssize_t service_columns
     const int64_t* backends
-    Py_ssize_t backend_columns
     Py_ssize_t backend_rows
     const int32_t* lookup
     const uint64_t* service_keys
@@ -161,6 +161,9 @@ cdef class Kernel:
             raise ValueError("Kernel: index tables must have 2**bits slots")
         if counters.shape[0] != C_COUNT or ct_counters.shape[0] != CT_COUNT:
             raise ValueError("Kernel: counter arrays of the wrong length")
+        if (services.shape[1] != SERVICE_COLUMNS or backends.shape[1] != BACKEND_COLUMNS
+                or services.shape[0] < 1 or backends.shape[0] < 1):
+            raise ValueError("Kernel: services/backends tables of the wrong shape")
         self.services = services
         self.backends = backends
         self.lookup = lookup
@@ -222,9 +225,7 @@ cdef class Kernel:
         memset(batch_counters, 0, sizeof(batch_counters))
         memset(batch_ct_counters, 0, sizeof(batch_ct_counters))
         context.services = &self.services[0, 0]
-        context.service_columns = self.services.shape[1]
         context.backends = &self.backends[0, 0]
-        context.backend_columns = self.backends.shape[1]
         context.backend_rows = self.backends.shape[0]
         context.lookup = &self.lookup[0]
         context.service_keys = &self.service_keys[0]
@@ -250,11 +251,11 @@ cdef class Kernel:
 
 
 cdef inline int64_t service_cell(const kernel_context* c, int64_t service, int column) noexcept nogil:
-    return c.services[service * c.service_columns + column]
+    return c.services[service * SERVICE_COLUMNS + column]
 
 
 cdef inline int64_t backend_cell(const kernel_context* c, int64_t backend, int column) noexcept nogil:
-    return c.backends[backend * c.backend_columns + column]
+    return c.backends[backend * BACKEND_COLUMNS + column]
 
 
 cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_bytes, const uint32_t* offsets,
@@ -373,6 +374,10 @@ cdef inline uint8_t track_request(const kernel_context* c, uint8_t* frame, parse
             if (backend < c.backend_rows and backend_cell(c, backend, B_ALIVE)
                     and <uint64_t>backend_cell(c, backend, B_GENERATION) == (value >> 24)):
                 counters[C_FORWARD_TRACKED] += 1
+                # Same backend and generation: only the state byte can change.
+                entry.value = (entry.value & ~(<uint64_t>0xFF)) | state
+                entry.expires_ns = now_ns + c.timeouts_ns[state]
+                return forward(c, frame, parsed, backend)
             elif service_cell(c, service, S_ON_REMOVED) == ON_REMOVED_REPICK:
                 backend = pick_backend(c, service, flow)
                 if backend < 0:
@@ -404,6 +409,11 @@ cdef inline uint8_t track_request(const kernel_context* c, uint8_t* frame, parse
                  now_ns + c.timeouts_ns[state])
         ct_counters[CT_INSERTED] += 1
         counters[C_FORWARD_NEW] += 1
+    return forward(c, frame, parsed, backend)
+
+
+cdef inline uint8_t forward(const kernel_context* c, uint8_t* frame, parsed_frame* parsed,
+                            int32_t backend) noexcept nogil:
     nat_rewrite(frame, parsed, True, <uint32_t>backend_cell(c, backend, B_IP),
                 <uint32_t>backend_cell(c, backend, B_PORT), backend_cell(c, backend, B_MAC))
     return VERDICT_FORWARD
