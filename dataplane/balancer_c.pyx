@@ -279,6 +279,8 @@ cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_byt
     cdef int64_t service
     cdef uint32_t vip, vip_port, home, line
     cdef parsed_frame* p
+    cdef uint64_t key, last_key = 0
+    cdef int32_t last_target = -1
     counters[C_PACKETS] += <uint64_t>count
     base = 0
     while base < count:
@@ -297,8 +299,13 @@ cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_byt
                 verdicts[packet] = PARSE_VERDICT[status]
                 counters[PARSE_COUNTER[status]] += 1
                 continue
-            target = index_find(c.service_keys, c.service_values, c.service_bits,
-                                endpoint_key(p.destination_ip, p.destination_port, p.protocol))
+            # Traffic to a VIP comes in runs: reuse the last service lookup (the
+            # index does not change during a batch; keys are never 0).
+            key = endpoint_key(p.destination_ip, p.destination_port, p.protocol)
+            if key != last_key:
+                last_key = key
+                last_target = index_find(c.service_keys, c.service_values, c.service_bits, key)
+            target = last_target
             if target >= 0:
                 kinds[position] = KIND_REQUEST
                 flows[position] = flow_hash13(c.k0, c.k1, p.protocol, p.source_ip,

@@ -522,3 +522,35 @@ def test_balancer_entries_expire_on_the_injected_clock(
     counters = balancer.counters
     assert counters["forward_new"] == before["forward_new"] + 1
     assert counters["conntrack_expired"] == before["conntrack_expired"] + 1
+
+
+@settings(max_examples=30)
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=64))
+def test_runs_of_one_service_key_then_others_agree_with_the_twin(kinds: list[int]) -> None:
+    """The kernel reuses the last service lookup while the (VIP, port, protocol) key repeats;
+    runs broken by another service, a miss, a reply or a non-service frame must not leak."""
+    balancers = []
+    for implementation in ("cython", "python"):
+        balancer = Balancer(seed=3, conntrack_capacity=256, implementation=implementation)
+        balancer.add_service(Service("web", "198.18.0.5", 80), [Backend("w", "198.18.1.1", 8080)])
+        balancer.add_service(
+            Service("dns", "198.18.0.5", 53, protocol="udp"), [Backend("d", "198.18.1.2", 5353)]
+        )
+        balancers.append(balancer)
+    client = ip_int("192.0.2.7")
+    vip = ip_int("198.18.0.5")
+    makers = [
+        lambda i: tcp_udp_frame(client, vip, 6, 1000 + i, 80, tcp_flags=0x02),  # web
+        lambda i: tcp_udp_frame(client, vip, 17, 1000 + i, 53),  # dns
+        lambda i: tcp_udp_frame(client, vip, 17, 1000 + i, 80),  # no service on udp/80
+        lambda i: tcp_udp_frame(ip_int("198.18.1.1"), client, 6, 8080, 1000 + i),  # web reply
+        lambda i: tcp_udp_frame(client, ip_int("198.18.0.6"), 6, 1000 + i, 80),  # other IP
+    ]
+    frames = [makers[kind](index) for index, kind in enumerate(kinds)]
+    for now in (1, 2):
+        batches = [PacketBatch.from_frames(frames), PacketBatch.from_frames(frames)]
+        verdicts = [b.process(batch, now).tolist() for b, batch in zip(balancers, batches)]
+        assert verdicts[0] == verdicts[1]
+        assert batches[0].frames() == batches[1].frames()
+        assert balancers[0].counters == balancers[1].counters
+        assert (balancers[0].conntrack.table == balancers[1].conntrack.table).all()
