@@ -25,7 +25,7 @@ injected ``random.Random``.  Safety notes:
 """
 from __future__ import annotations
 
-import random
+from random import Random  # seeded instances only: never the global generator
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -134,7 +134,7 @@ class Config:
     snapshot_timeout_ticks: int = 0  # 0 = 2 * election_ticks
     require_caught_up_learner: bool = True
     applied: int = 0
-    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    rng: Random = field(default_factory=lambda: Random(0))
     # ---- planted bugs for the chaos harness; never set these in production ----
     unsafe_skip_figure8_commit_rule: bool = False
 

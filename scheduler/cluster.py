@@ -9,7 +9,7 @@ variant lives with the chaos simulator.
 """
 from __future__ import annotations
 
-import random
+from random import Random  # seeded instances only: never the global generator
 from typing import Callable, Optional
 
 from scheduler.agent import Agent
@@ -27,7 +27,7 @@ class LocalCluster:
                  labels: Optional[Callable[[int], dict]] = None, start_latency_ticks: tuple[int, int] = (1, 3),
                  managers_run_tasks: bool = True) -> None:
         assert managers >= 1 and workers >= 0, "need at least one manager"
-        self.rng = random.Random(seed)
+        self.rng = Random(seed)
         self.config = config
         self.now = 0
         self.log: list[bytes] = []
@@ -40,7 +40,7 @@ class LocalCluster:
                 [(f"w{i + 1}", NodeRole.WORKER) for i in range(workers)]
         for position, (name, role) in enumerate(names):
             node_labels = tuple(sorted((labels(position) if labels else {}).items()))
-            runtime = SimulatedRuntime(random.Random(self.rng.getrandbits(32)), start_latency_ticks)
+            runtime = SimulatedRuntime(Random(self.rng.getrandbits(32)), start_latency_ticks)
             self.agents[name] = Agent(name, name, runtime, int(role), resources, node_labels,
                                       heartbeat_period_ticks=config.heartbeat_period_ticks)
             self.alive[name] = True

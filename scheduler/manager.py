@@ -23,7 +23,7 @@ until that proposal applies (or is presumed lost after
 """
 from __future__ import annotations
 
-import random
+from random import Random  # seeded instances only: never the global generator
 from typing import Optional
 
 from scheduler.allocator import Allocator
@@ -50,7 +50,7 @@ class Manager:
         self.id = manager_id
         self.config = config
         self.store = store if store is not None else Store()
-        self.rng = random.Random(seed)
+        self.rng = Random(seed)
         self.context = Context(self.store, config, 0)
         self.is_leader = False
         self.started = False
