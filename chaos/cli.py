@@ -56,8 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=int, required=True, help="how many seeds")
     sweep.add_argument("--first-seed", type=int, default=0)
     sweep.add_argument("--jobs", type=int, default=0, help="worker processes (default: CPU count)")
-    sweep.add_argument("--random-faults", action="store_true",
-                       help="draw a random fault schedule per seed instead of the file's")
+    sweep.add_argument("--random-faults", nargs="?", const="mixed", default=None, choices=["mixed", "churn"],
+                       help="draw a random fault schedule per seed instead of the file's: 'mixed' (the default) "
+                            "draws every fault kind, 'churn' cycles leader traps and leader partitions")
     _shape_flags(sweep)
     sweep.add_argument("--duration", type=float, metavar="S")
     sweep.add_argument("--out", metavar="DIR", default="chaos-out/sweep")

@@ -17,20 +17,28 @@ from rich.console import Console
 from rich.table import Table
 
 from chaos.experiment import Experiment
-from chaos.strategies import random_schedule
+from chaos.strategies import leader_churn_schedule, random_schedule
+
+# Generators of random fault schedules a sweep can draw from: "mixed" draws every
+# fault kind; "churn" cycles leader traps and leader partitions, the shape that
+# reaches figure-8 histories (see docs/chaos.md and tests/chaos/test_planted_figure8.py).
+SCHEDULE_GENERATORS = {"mixed": random_schedule, "churn": leader_churn_schedule}
 
 
-def seeded_experiment(experiment: Experiment, seed: int, random_faults: bool) -> Experiment:
+def seeded_experiment(experiment: Experiment, seed: int, random_faults: bool | str) -> Experiment:
+    """The experiment under ``seed``; with ``random_faults`` (True = "mixed", or a
+    generator name) its schedule is replaced by one drawn from that seed."""
     changed = experiment.replace(seed=seed, name=f"{experiment.name}")
     if random_faults:
+        generator = SCHEDULE_GENERATORS["mixed" if random_faults is True else random_faults]
         rng = random.Random(seed ^ 0x5EED)
-        schedule = random_schedule(rng, [n.name for n in experiment.managers], [n.name for n in experiment.workers],
-                                   experiment.duration_ms)
+        schedule = generator(rng, [n.name for n in experiment.managers], [n.name for n in experiment.workers],
+                             duration_ms=experiment.duration_ms)
         changed = changed.replace(schedule=schedule)
     return changed
 
 
-def _run_one(job: tuple[dict[str, Any], int, bool, str]) -> dict[str, Any]:
+def _run_one(job: tuple[dict[str, Any], int, bool | str, str]) -> dict[str, Any]:
     from chaos.runner import run_experiment
 
     document, seed, random_faults, out_dir = job
@@ -51,7 +59,7 @@ def _run_one(job: tuple[dict[str, Any], int, bool, str]) -> dict[str, Any]:
     return row
 
 
-def run_sweep(experiment: Experiment, *, seeds: int, first_seed: int = 0, jobs: int = 0, random_faults: bool = False,
+def run_sweep(experiment: Experiment, *, seeds: int, first_seed: int = 0, jobs: int = 0, random_faults: bool | str = False,
               out_dir: Path = Path("chaos-out/sweep"), console: Console | None = None) -> int:
     console = console or Console()
     jobs = jobs or os.cpu_count() or 1
