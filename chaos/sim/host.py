@@ -31,7 +31,39 @@ if TYPE_CHECKING:
 PAUSED_INBOX_PACKETS_MAX = 10_000
 
 
-class ManagerHost:
+class _PausableHost:
+    """Pause and resume, shared by managers and plain processes: a paused host
+    holds incoming packets (up to PAUSED_INBOX_PACKETS_MAX, the rest dropped and
+    counted) and handles them in arrival order when it resumes."""
+
+    alive: bool
+    paused: bool
+    inbox: deque[tuple[int, list[Any]]]
+    dropped_messages: int
+
+    def _handle_packet(self, src: int, items: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _hold(self, src: int, items: list[Any]) -> None:
+        if len(self.inbox) < PAUSED_INBOX_PACKETS_MAX:
+            self.inbox.append((src, items))
+        else:
+            self.dropped_messages += len(items)
+
+    def pause(self) -> None:
+        if self.alive:
+            self.paused = True
+
+    def resume(self) -> None:
+        if not self.alive or not self.paused:
+            return
+        self.paused = False
+        while self.inbox and self.alive and not self.paused:
+            src, items = self.inbox.popleft()
+            self._handle_packet(src, items)
+
+
+class ManagerHost(_PausableHost):
     """One Raft manager.  ``raft`` and ``app`` are None while crashed."""
 
     def __init__(self, sim: "Simulation", node_id: int, founding: Optional[ConfState]) -> None:
@@ -132,18 +164,6 @@ class ManagerHost:
         self.pending_reads.clear()
         self.waiting_reads.clear()
 
-    def pause(self) -> None:
-        if self.alive:
-            self.paused = True
-
-    def resume(self) -> None:
-        if not self.alive or not self.paused:
-            return
-        self.paused = False
-        while self.inbox and self.alive and not self.paused:
-            src, items = self.inbox.popleft()
-            self._handle_packet(src, items)
-
     # --------------------------------------------------------------- inputs
     def tick_now(self) -> None:
         """One Raft tick (called by the simulation's tick grid)."""
@@ -169,10 +189,7 @@ class ManagerHost:
         if not self.alive:
             return
         if self.paused:
-            if len(self.inbox) < PAUSED_INBOX_PACKETS_MAX:
-                self.inbox.append((src, items))
-            else:
-                self.dropped_messages += len(items)
+            self._hold(src, items)
             return
         if len(items) == 1 and type(items[0]) is Message:
             # The common packet (one Raft message): _handle_packet inlined.
@@ -375,7 +392,7 @@ class SimProcess(Protocol):
     def on_tick(self, ctx: "ProcessHost") -> None: ...
 
 
-class ProcessHost:
+class ProcessHost(_PausableHost):
     """Runs a SimProcess built by ``factory(address)`` at every (re)start.
     Context for the process: address, now_us, rng, send(dst, payload)."""
 
@@ -420,19 +437,6 @@ class ProcessHost:
         self.process = None
         self.inbox.clear()
 
-    def pause(self) -> None:
-        if self.alive:
-            self.paused = True
-
-    def resume(self) -> None:
-        if not self.alive or not self.paused:
-            return
-        self.paused = False
-        while self.inbox and self.alive and not self.paused:
-            src, items = self.inbox.popleft()
-            for item in items:
-                self.process.on_message(self, src, item)
-
     def tick_now(self) -> None:
         if self.alive and not self.paused:
             self.process.on_tick(self)
@@ -441,11 +445,11 @@ class ProcessHost:
         if not self.alive:
             return
         if self.paused:
-            if len(self.inbox) < PAUSED_INBOX_PACKETS_MAX:
-                self.inbox.append((src, items))
-            else:
-                self.dropped_messages += len(items)
+            self._hold(src, items)
             return
+        self._handle_packet(src, items)
+
+    def _handle_packet(self, src: int, items: list[Any]) -> None:
         for item in items:
             if not self.alive or self.paused:
                 break
