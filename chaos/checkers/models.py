@@ -141,16 +141,16 @@ def _step(state: Any, call: tuple[Any, ...]) -> Any:
     raise AssertionError(f"unknown compiled operation {call!r}")
 
 
-class RegisterModel:
-    """A read/write/cas register per key, initially ``initial`` (nil = None).
+class _PerKeyModel:
+    """What the register and the key-value models share: one state per key,
+    the same transition function, and the same compilation of reads, cas and
+    failed operations.  Subclasses name their operations (``_FS``) and compile
+    their updates (``_compile_update``)."""
 
-    - ``read`` ok with value v: legal iff the register holds v.
-    - ``write`` v: sets v.
-    - ``cas`` [a, b]: applied iff the register holds a, then it holds b.
-    """
-
-    name = "register"
-    _FS = {"read": READ, "write": WRITE, "cas": CAS}
+    name = ""
+    _FS: dict[str, str] = {}
+    _MODEL_NOUN = ""  # these two name the model and what it accepts in errors
+    _OPERATIONS = ""
 
     def __init__(self, initial: Hashable = None, cas_fail_is_mismatch: bool = False) -> None:
         self.initial = freeze(initial)
@@ -165,18 +165,39 @@ class RegisterModel:
     def compile(self, operation: Operation) -> tuple[Any, ...] | None:
         kind = self._FS.get(operation.f)
         if kind is None:
-            raise ModelError(f"a register has read/write/cas, not {operation.f!r}: {operation.describe()}")
+            raise ModelError(f"a {self._MODEL_NOUN} has {self._OPERATIONS}, not {operation.f!r}: "
+                             f"{operation.describe()}")
         if kind == CAS:
             return _compile_cas(operation, self.cas_fail_is_mismatch)
         if operation.status == "fail":
             return None
         if kind == READ:
             return None if operation.status == "info" else (READ, freeze(operation.output))
-        return (WRITE, freeze(operation.input))
+        return self._compile_update(kind, operation)
+
+    def _compile_update(self, kind: str, operation: Operation) -> tuple[Any, ...]:
+        raise NotImplementedError
 
     step = staticmethod(_step)
     observes_only = staticmethod(_observes_only)
     blind_write = staticmethod(_blind_write)
+
+
+class RegisterModel(_PerKeyModel):
+    """A read/write/cas register per key, initially ``initial`` (nil = None).
+
+    - ``read`` ok with value v: legal iff the register holds v.
+    - ``write`` v: sets v.
+    - ``cas`` [a, b]: applied iff the register holds a, then it holds b.
+    """
+
+    name = "register"
+    _FS = {"read": READ, "write": WRITE, "cas": CAS}
+    _MODEL_NOUN = "register"
+    _OPERATIONS = "read/write/cas"
+
+    def _compile_update(self, kind: str, operation: Operation) -> tuple[Any, ...]:
+        return (WRITE, freeze(operation.input))
 
     def final_read(self, key: Hashable, value: Any) -> tuple[str, Any]:
         return "read", value
@@ -185,7 +206,7 @@ class RegisterModel:
         return "nil" if state is None else repr(state)
 
 
-class KVModel:
+class KVModel(_PerKeyModel):
     """A key-value store, checked key by key.
 
     ``initial`` is the value of a key never written or deleted: ``None``
@@ -200,38 +221,16 @@ class KVModel:
     name = "kv"
     _FS = {"get": READ, "read": READ, "put": WRITE, "write": WRITE, "cas": CAS,
            "append": APPEND, "delete": DELETE}
+    _MODEL_NOUN = "key-value store"
+    _OPERATIONS = "get/put/append/delete/cas"
 
-    def __init__(self, initial: Hashable = None, cas_fail_is_mismatch: bool = False) -> None:
-        self.initial = freeze(initial)
-        self.cas_fail_is_mismatch = cas_fail_is_mismatch
-
-    def initial_state(self) -> Hashable:
-        return self.initial
-
-    def partition_key(self, operation: Operation) -> Hashable:
-        return operation.key
-
-    def compile(self, operation: Operation) -> tuple[Any, ...] | None:
-        kind = self._FS.get(operation.f)
-        if kind is None:
-            raise ModelError(f"a key-value store has get/put/append/delete/cas, not {operation.f!r}: "
-                             f"{operation.describe()}")
-        if kind == CAS:
-            return _compile_cas(operation, self.cas_fail_is_mismatch)
-        if operation.status == "fail":
-            return None
-        if kind == READ:
-            return None if operation.status == "info" else (READ, freeze(operation.output))
+    def _compile_update(self, kind: str, operation: Operation) -> tuple[Any, ...]:
         if kind == DELETE:
             return (DELETE, self.initial)
         value = freeze(operation.input)
         if kind == APPEND and not isinstance(value, (str, bytes)):
             raise ModelError(f"append needs a str or bytes value: {operation.describe()}")
         return (kind, value)
-
-    step = staticmethod(_step)
-    observes_only = staticmethod(_observes_only)
-    blind_write = staticmethod(_blind_write)
 
     def final_read(self, key: Hashable, value: Any) -> tuple[str, Any]:
         return "get", value
