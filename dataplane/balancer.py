@@ -31,7 +31,6 @@ from the same thread (between batches), as the node's data-path loop does.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -64,6 +63,7 @@ from dataplane.balancer_py import (
     index_slot,
 )
 from dataplane.batch import PacketBatch
+from dataplane.kernels import select_kernel
 from dataplane.conntrack import TIME_MAX_NS, ConnTrack, Timeouts, check_now
 from dataplane.conntrack_py import fastrange32
 from dataplane.flowhash import flow_hash as keyed_flow_hash
@@ -86,17 +86,10 @@ _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 def load_kernel(implementation: str | None = None):
     """The kernel module: 'cython', 'python', or None for the default rule (SHOAL_PURE)."""
-    if implementation is None:
-        implementation = "python" if os.environ.get("SHOAL_PURE") == "1" else "cython"
-    if implementation == "python":
-        return balancer_py
-    if implementation != "cython":
-        raise BalancerError(f"implementation must be 'cython' or 'python', got {implementation!r}")
     try:
-        from dataplane import balancer_c
-    except ImportError:  # extension not built: the twin is correct, only slower
-        return balancer_py
-    return balancer_c
+        return select_kernel("dataplane.balancer_c", balancer_py, implementation)
+    except ValueError as error:
+        raise BalancerError(str(error)) from None
 
 
 class BalancerError(ValueError):

@@ -12,22 +12,16 @@ Picks the Cython kernel unless ``SHOAL_PURE=1`` or the extension is missing.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from dataplane import conntrack_py
+from dataplane.kernels import select_kernel
 from dataplane.conntrack_py import COUNTER_NAMES, ENTRY_BYTES, STATE_NAMES, WORDS_PER_ENTRY
 from dataplane.flowhash import split_seed
 
-if os.environ.get("SHOAL_PURE") == "1":
-    kernel = conntrack_py
-else:
-    try:
-        from dataplane import conntrack_c as kernel  # type: ignore[no-redef]
-    except ImportError:  # extension not built: the twin is correct, only slower
-        kernel = conntrack_py
+kernel = select_kernel("dataplane.conntrack_c", conntrack_py)
 
 IMPLEMENTATION = "python" if kernel is conntrack_py else "cython"
 

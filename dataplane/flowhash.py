@@ -11,19 +11,13 @@ would disagree about which backend owns a flow.
 
 from __future__ import annotations
 
-import os
 
 from dataplane import flowhash_py
+from dataplane.kernels import select_kernel
 
 SEED_BITS = 128
 
-if os.environ.get("SHOAL_PURE") == "1":
-    kernel = flowhash_py
-else:
-    try:
-        from dataplane import flowhash_c as kernel  # type: ignore[no-redef]
-    except ImportError:  # extension not built: the twin is correct, only slower
-        kernel = flowhash_py
+kernel = select_kernel("dataplane.flowhash_c", flowhash_py)
 
 IMPLEMENTATION = "python" if kernel is flowhash_py else "cython"
 

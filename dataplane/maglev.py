@@ -13,21 +13,15 @@ Picks the Cython kernel unless ``SHOAL_PURE=1`` or the extension is missing.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 import numpy as np
 
 from dataplane import maglev_py
+from dataplane.kernels import select_kernel
 from dataplane.flowhash import split_seed
 
-if os.environ.get("SHOAL_PURE") == "1":
-    kernel = maglev_py
-else:
-    try:
-        from dataplane import maglev_c as kernel  # type: ignore[no-redef]
-    except ImportError:  # extension not built: the twin is correct, only slower
-        kernel = maglev_py
+kernel = select_kernel("dataplane.maglev_c", maglev_py)
 
 IMPLEMENTATION = "python" if kernel is maglev_py else "cython"
 

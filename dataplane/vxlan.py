@@ -40,7 +40,6 @@ Choices (RFC 7348 s.5 and around it):
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -50,6 +49,7 @@ import numpy as np
 from dataplane import vxlan_common as vc
 from dataplane import vxlan_kernels_py
 from dataplane.batch import PacketBatch
+from dataplane.kernels import select_kernel
 from dataplane.vxlan_common import (  # noqa: F401  (re-exported for callers)
     DROP_REASONS,
     EncapError,
@@ -63,17 +63,7 @@ from dataplane.vxlan_common import (  # noqa: F401  (re-exported for callers)
 )
 
 
-def _select_kernels() -> ModuleType:
-    if os.environ.get("SHOAL_PURE") == "1":
-        return vxlan_kernels_py
-    try:
-        from dataplane import vxlan_kernels
-    except ImportError:  # extension not built: the twin gives the same results, slowly
-        return vxlan_kernels_py
-    return vxlan_kernels
-
-
-kernels: ModuleType = _select_kernels()
+kernels: ModuleType = select_kernel("dataplane.vxlan_kernels", vxlan_kernels_py)
 KERNELS = "python" if kernels is vxlan_kernels_py else "cython"
 
 
