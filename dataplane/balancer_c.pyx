@@ -13,10 +13,15 @@ from libc.string cimport memset
 from dataplane.conntrack_c cimport (CT_EXPIRED, CT_HITS, CT_INSERTED, CT_MISSES, CT_REMOVED, CT_REOPENED,
                                     ct_addresses, ct_claim, ct_clear, ct_entry, ct_find, ct_initial_state,
                                     ct_next_state, ct_ports, ct_reopens, ct_write)
-from dataplane.flowhash_c cimport fastrange32, flow_hash13
+from dataplane.flowhash_c cimport (fastrange32, flow_words0, flow_words1, shoal_flow_hash13_many,
+                                   shoal_flowhash_simd_level)
 from dataplane.nat_c cimport PARSE_OK, nat_parse, nat_rewrite, parsed_frame
 
 cnp.import_array()
+
+# SIMD lanes for the flow hash on this CPU (0 scalar, 1 AVX2, 2 AVX-512F); the
+# hashes are the same at every level.
+cdef int SIMD_LEVEL = shoal_flowhash_simd_level()
 
 # Verdicts and counters: the order of balancer_py's constants.
 cdef enum:
@@ -124,6 +129,7 @@ ctypedef struct kernel_context:
     uint64_t* counters
     uint64_t* ct_counters
     uint64_t k0, k1
+    int simd_level
 
 
 cdef class Kernel:
@@ -242,6 +248,7 @@ cdef class Kernel:
         context.ct_counters = batch_ct_counters
         context.k0 = self.k0
         context.k1 = self.k1
+        context.simd_level = SIMD_LEVEL
         process_batch(context, buffer, buffer_bytes, offsets, lengths, count, verdicts, now_ns)
         for index in range(C_COUNT):
             self.counters[index] += batch_counters[index]
@@ -261,13 +268,16 @@ cdef inline int64_t backend_cell(const kernel_context* c, int64_t backend, int c
 cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_bytes, const uint32_t* offsets,
                         const uint32_t* lengths, Py_ssize_t count, uint8_t* verdicts,
                         uint64_t now_ns) noexcept nogil:
-    # Two stages per chunk of packets, as DPDK applications do: first parse,
-    # classify and hash every packet of the chunk and prefetch its tracking
-    # entry, then track and rewrite them in order.  The table is far larger
-    # than the caches; the prefetches overlap the memory latency of a whole
-    # chunk.  Stage 1 has no effect on the table, so the result is the same
-    # as processing the packets one by one (what the twin does).
+    # Two stages per chunk of packets, as DPDK applications do: first parse
+    # and classify every packet of the chunk, hash all their 5-tuples at once
+    # (SIMD lanes, see flowhash_c.pxd) and prefetch each one's tracking entry,
+    # then track and rewrite them in order.  The table is far larger than the
+    # caches; the prefetches overlap the memory latency of a whole chunk.
+    # Stage 1 has no effect on the table, so the result is the same as
+    # processing the packets one by one (what the twin does).
     cdef parsed_frame parsed[CHUNK_PACKETS]
+    cdef uint64_t words0[CHUNK_PACKETS]
+    cdef uint64_t words1[CHUNK_PACKETS]
     cdef uint64_t flows[CHUNK_PACKETS]
     cdef int32_t targets[CHUNK_PACKETS]
     cdef uint8_t kinds[CHUNK_PACKETS]
@@ -288,6 +298,8 @@ cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_byt
         for position in range(chunk):
             packet = base + position
             kinds[position] = KIND_DONE
+            words0[position] = 0
+            words1[position] = 0
             if <uint64_t>offsets[packet] + lengths[packet] > <uint64_t>buffer_bytes:
                 verdicts[packet] = VERDICT_DROP
                 counters[C_DROP_BAD_SLOT] += 1
@@ -308,8 +320,8 @@ cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_byt
             target = last_target
             if target >= 0:
                 kinds[position] = KIND_REQUEST
-                flows[position] = flow_hash13(c.k0, c.k1, p.protocol, p.source_ip,
-                                              p.destination_ip, p.source_port, p.destination_port)
+                words0[position] = flow_words0(p.source_ip, p.destination_ip)
+                words1[position] = flow_words1(p.protocol, p.source_port, p.destination_port)
             else:
                 target = index_find(c.endpoint_keys, c.endpoint_values, c.endpoint_bits,
                                     endpoint_key(p.source_ip, p.source_port, p.protocol))
@@ -322,9 +334,13 @@ cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_byt
                 vip = <uint32_t>service_cell(&c, service, S_VIP)
                 vip_port = <uint32_t>service_cell(&c, service, S_PORT)
                 # The entry is keyed by the client-side tuple: client -> VIP.
-                flows[position] = flow_hash13(c.k0, c.k1, p.protocol, p.destination_ip, vip,
-                                              p.destination_port, vip_port)
+                words0[position] = flow_words0(p.destination_ip, vip)
+                words1[position] = flow_words1(p.protocol, p.destination_port, vip_port)
             targets[position] = target
+        shoal_flow_hash13_many(c.k0, c.k1, words0, words1, flows, <size_t>chunk, c.simd_level)
+        for position in range(chunk):
+            if kinds[position] == KIND_DONE:
+                continue
             # Every cache line of the probe window (two entries per line): a
             # miss scans all of it, a hit usually stops in the first line.
             home = fastrange32(<uint32_t>flows[position], c.capacity)

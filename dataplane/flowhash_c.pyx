@@ -7,9 +7,18 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
-from dataplane.flowhash_c cimport flow_hash13, siphash24_bytes
+from dataplane.flowhash_c cimport (flow_hash13, flow_words0, flow_words1, shoal_flow_hash13_many,
+                                   shoal_flowhash_simd_level, siphash24_bytes)
 
 cnp.import_array()
+
+cdef int SIMD_LEVEL_INDEX = shoal_flowhash_simd_level()
+# Lanes used by flow_hash_array and the balancer kernel on this CPU (results are
+# identical at every level; only the speed differs).
+SIMD_LEVEL = ("scalar", "avx2", "avx512")[SIMD_LEVEL_INDEX]
+
+cdef enum:
+    HASH_BLOCK = 64  # flows whose message words are staged on the stack at a time
 
 
 def siphash24(uint64_t k0, uint64_t k1, bytes data) -> int:
@@ -32,8 +41,16 @@ def flow_hash_array(uint64_t k0, uint64_t k1, const uint8_t[::1] protocols, cons
     if not (protocols.shape[0] == source_ips.shape[0] == destination_ips.shape[0]
             == source_ports.shape[0] == destination_ports.shape[0] == count):
         raise ValueError("flow_hash_array: every array must have the length of out")
-    cdef Py_ssize_t index
+    cdef Py_ssize_t base, index, block
+    cdef uint64_t words0[HASH_BLOCK]
+    cdef uint64_t words1[HASH_BLOCK]
     with nogil:
-        for index in range(count):
-            out[index] = flow_hash13(k0, k1, protocols[index], source_ips[index], destination_ips[index],
-                                     source_ports[index], destination_ports[index])
+        base = 0
+        while base < count:
+            block = min(<Py_ssize_t>HASH_BLOCK, count - base)
+            for index in range(block):
+                words0[index] = flow_words0(source_ips[base + index], destination_ips[base + index])
+                words1[index] = flow_words1(protocols[base + index], source_ports[base + index],
+                                            destination_ports[base + index])
+            shoal_flow_hash13_many(k0, k1, words0, words1, &out[base], <size_t>block, SIMD_LEVEL_INDEX)
+            base += block

@@ -78,6 +78,23 @@ def test_flow_hash_array_agrees(k0: int, k1: int, tuples: list) -> None:
     assert out_c.tolist() == [flowhash_c.flow_hash(k0, k1, *row) for row in tuples]
 
 
+@pytest.mark.parametrize("count", [*range(18), 63, 64, 65, 64 + 13, 300])
+def test_flow_hash_array_every_lane_width_agrees(count: int) -> None:
+    # The C path hashes 8 flows per AVX-512 step, then 4 per AVX2 step, then one
+    # at a time, in blocks of 64 staged flows: these lengths leave every kind of
+    # remainder and cross a block boundary.  The values must not depend on it.
+    rng = np.random.default_rng(count)
+    widths = ((8, np.uint8), (32, np.uint32), (32, np.uint32), (16, np.uint16), (16, np.uint16))
+    arrays = [rng.integers(0, 1 << bits, count, dtype=dtype) for bits, dtype in widths]
+    k0, k1 = (int(word) for word in rng.integers(0, 2**63, 2, dtype=np.uint64) * 2 + 1)
+    out_c = np.zeros(count, dtype=np.uint64)
+    out_p = np.zeros(count, dtype=np.uint64)
+    flowhash_c.flow_hash_array(k0, k1, *arrays, out_c)
+    flowhash_py.flow_hash_array(k0, k1, *arrays, out_p)
+    assert flowhash_c.SIMD_LEVEL in ("scalar", "avx2", "avx512")
+    assert (out_c == out_p).all(), f"SIMD level {flowhash_c.SIMD_LEVEL}, count {count}"
+
+
 @given(st.integers(0, 2**128 - 1), st.integers(0, 127))
 def test_changing_one_key_bit_changes_the_hash(seed: int, bit: int) -> None:
     # Keyed: a client who does not know the 128-bit cluster seed cannot predict
