@@ -25,7 +25,6 @@ are medians of a few repeats and still noisy.
 from __future__ import annotations
 
 import argparse
-import functools
 import struct
 import time
 from collections.abc import Callable
@@ -175,13 +174,21 @@ def make_batches(count: int, first_flow: int) -> list[PacketBatch]:
 
 
 def timed_pass(
-    batches: list[PacketBatch], pristine: list[np.ndarray], process: Callable[[PacketBatch], object]
+    batches: list[PacketBatch],
+    pristine: list[np.ndarray],
+    process: Callable[[PacketBatch, int, np.ndarray], object],
+    now_ns: int,
+    verdicts: np.ndarray,
 ) -> float:
-    """CPU seconds of this thread for one pass (restore + process every batch)."""
+    """CPU seconds of this thread for one pass (restore + process every batch).
+
+    ``process`` is called as a driver calls ``Balancer.process``: positional
+    arguments, the driver's own verdict array (no wrapper in between).
+    """
     start = time.thread_time()
     for batch, original in zip(batches, pristine):
         np.copyto(batch.buffer, original)
-        process(batch)
+        process(batch, now_ns, verdicts)
     return time.thread_time() - start
 
 
@@ -208,11 +215,10 @@ def path_rate(
     for _ in range(repeats):
         balancer = make_service_balancer(implementation, capacity=CONNTRACK_CAPACITY)
         if hits:
-            timed_pass(
-                batches, pristine, functools.partial(balancer.process, now_ns=1, verdicts=verdicts)
-            )
-        process = functools.partial(balancer.process, now_ns=2, verdicts=verdicts)
-        samples.append(sum(timed_pass(batches, pristine, process) for _ in range(passes)))
+            timed_pass(batches, pristine, balancer.process, 1, verdicts)
+        samples.append(
+            sum(timed_pass(batches, pristine, balancer.process, 2, verdicts) for _ in range(passes))
+        )
         copies.append(sum(copy_only(batches, pristine) for _ in range(passes)))
         counters = balancer.counters
         expected = "forward_tracked" if hits else "forward_new"
@@ -236,7 +242,8 @@ class DictPeer:
         self.connections: dict[tuple, tuple[int, int, bytes]] = {}
         self.hits = self.misses = 0
 
-    def process(self, batch: PacketBatch) -> None:
+    def process(self, batch: PacketBatch, now_ns: int, verdicts: np.ndarray) -> None:
+        """The same work as Balancer.process on the benchmark's frames (no clock, no verdicts)."""
         buffer = memoryview(batch.buffer)
         for index in range(batch.count):
             start = int(batch.offsets[index])
@@ -291,12 +298,15 @@ class DictPeer:
 def dict_peer_rate(batch_count: int, repeats: int, hits: bool) -> float:
     batches = make_batches(batch_count, 0)
     pristine = [batch.buffer.copy() for batch in batches]
+    verdicts = np.zeros(BATCH_PACKETS, dtype=np.uint8)
     samples = []
     for _ in range(repeats):
         peer = DictPeer(make_service_balancer("cython", capacity=16))
         if hits:
-            timed_pass(batches, pristine, peer.process)
-        samples.append(timed_pass(batches, pristine, peer.process) - copy_only(batches, pristine))
+            timed_pass(batches, pristine, peer.process, 1, verdicts)
+        samples.append(
+            timed_pass(batches, pristine, peer.process, 2, verdicts) - copy_only(batches, pristine)
+        )
         assert (peer.hits if hits else peer.misses) >= batch_count * BATCH_PACKETS
     return batch_count * BATCH_PACKETS / max(float(np.median(samples)), 1e-9)
 
