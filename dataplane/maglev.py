@@ -104,7 +104,12 @@ def encode_name(name: str) -> bytes:
     return encoded
 
 
-def populate_sorted(backends: Mapping[str, int], size: int, seed: int) -> np.ndarray:
+POPULATE_METHODS = ("stable", "greedy")
+
+
+def populate_sorted(
+    backends: Mapping[str, int], size: int, seed: int, method: str = "stable"
+) -> np.ndarray:
     """Like ``build_table`` but an all-draining set gives a table of -1 (no new flows).
 
     The balancer uses this: a service whose backends all drain keeps running
@@ -114,18 +119,28 @@ def populate_sorted(backends: Mapping[str, int], size: int, seed: int) -> np.nda
         raise MaglevError(
             f"backends must be a mapping of name -> weight, got {type(backends).__name__}"
         )
+    if method not in POPULATE_METHODS:
+        raise MaglevError(f"method must be one of {POPULATE_METHODS}, got {method!r}")
     size = check_table_size(size)
     k0, k1 = split_seed(seed)
     names = sorted(backends)
     encoded = [encode_name(name) for name in names]
     weights = np.array([check_weight(name, backends[name]) for name in names], dtype=np.int64)
-    return kernel.populate(encoded, weights, size, k0, k1)
+    populate = kernel.populate if method == "stable" else kernel.populate_greedy
+    return populate(encoded, weights, size, k0, k1)
 
 
 def build_table(
-    backends: Mapping[str, int], size: int = DEFAULT_TABLE_SIZE, seed: int = 0
+    backends: Mapping[str, int],
+    size: int = DEFAULT_TABLE_SIZE,
+    seed: int = 0,
+    method: str = "stable",
 ) -> np.ndarray:
     """Maglev lookup table: int32 array of ``size`` indices into ``sorted(backends)``.
+
+    ``method`` picks the population rule over Maglev's preference lists:
+    "stable" (ranked rounds with exact quotas, less disruption) or "greedy"
+    (the paper's Pseudocode 1); ``dataplane/maglev_py.py`` explains both.
 
     Raises ``EmptyBackendsError`` when ``backends`` is empty,
     ``NoActiveBackendError`` when every weight is 0, ``WeightError``,
@@ -134,7 +149,7 @@ def build_table(
     """
     if isinstance(backends, Mapping) and len(backends) == 0:
         raise EmptyBackendsError("build_table needs at least one backend")
-    table = populate_sorted(backends, size, seed)
+    table = populate_sorted(backends, size, seed, method)
     if table[0] < 0:
         raise NoActiveBackendError(
             f"every one of the {len(backends)} backends has weight 0 (all draining): no table to build"

@@ -1,13 +1,15 @@
 """Maglev lookup-table population in C (Eisenbud et al., NSDI 2016, s.3.4).
 
-The pure-Python twin with the same API, and the readable specification of the
-algorithm (weights included), is ``dataplane/maglev_py.py``; validation of
-arguments lives in ``dataplane/maglev.py``.
+``populate`` is the stable rule (quotas, then rounds of preference rank) and
+``populate_greedy`` the paper's Pseudocode 1.  The pure-Python twin with the
+same API, and the readable specification of both rules (weights included), is
+``dataplane/maglev_py.py``; validation of arguments lives in
+``dataplane/maglev.py``.
 """
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, qsort
 
 from dataplane.flowhash_c cimport siphash24_bytes
 
@@ -37,7 +39,7 @@ def permutation_parameters(list names, uint32_t size, uint64_t k0, uint64_t k1):
     return offsets, skips
 
 
-cdef void _populate(const uint32_t* offsets, const uint32_t* skips, const int64_t* weights,
+cdef void _populate_greedy(const uint32_t* offsets, const uint32_t* skips, const int64_t* weights,
                     Py_ssize_t count, uint32_t size, int32_t* table,
                     uint32_t* positions, int64_t* credits) noexcept nogil:
     cdef Py_ssize_t index
@@ -76,8 +78,9 @@ cdef void _populate(const uint32_t* offsets, const uint32_t* skips, const int64_
                 return
 
 
-def populate(list names, const int64_t[::1] weights, uint32_t size, uint64_t k0, uint64_t k1):
-    """The Maglev table: int32 array of ``size`` indices into ``names`` (-1 if no weight)."""
+def populate_greedy(list names, const int64_t[::1] weights, uint32_t size, uint64_t k0, uint64_t k1):
+    """The paper's Pseudocode 1 with credit weights: int32 array of ``size``
+    indices into ``names`` (-1 if no weight)."""
     cdef Py_ssize_t count = len(names)
     if weights.shape[0] != count:
         raise ValueError("populate: one weight per name")
@@ -94,9 +97,143 @@ def populate(list names, const int64_t[::1] weights, uint32_t size, uint64_t k0,
         raise MemoryError("populate: no memory for per-backend state")
     try:
         with nogil:
-            _populate(&offsets_view[0] if count else NULL, &skips_view[0] if count else NULL,
+            _populate_greedy(&offsets_view[0] if count else NULL, &skips_view[0] if count else NULL,
                       &weights[0] if count else NULL, count, size, &table_view[0], positions, credits)
     finally:
         free(positions)
         free(credits)
+    return table
+
+
+ctypedef struct Remainder:
+    uint64_t remainder
+    Py_ssize_t index
+
+
+cdef int _larger_remainder_first(const void* left, const void* right) noexcept nogil:
+    cdef const Remainder* a = <const Remainder*>left
+    cdef const Remainder* b = <const Remainder*>right
+    if a.remainder != b.remainder:
+        return -1 if a.remainder > b.remainder else 1
+    return -1 if a.index < b.index else (1 if a.index > b.index else 0)
+
+
+cdef int _quotas(const int64_t* weights, Py_ssize_t count, uint32_t size, int64_t* needs) noexcept nogil:
+    """``maglev_py.quotas`` in C; returns -1 when out of memory.  size * w fits
+    in 64 bits (size < 2**25, w < 2**32), and so does the sum of the weights."""
+    cdef uint64_t total = 0, left = size
+    cdef Py_ssize_t index
+    for index in range(count):
+        total += <uint64_t>weights[index]
+    if total == 0:
+        for index in range(count):
+            needs[index] = 0
+        return 0
+    cdef Remainder* remainders = <Remainder*>malloc(count * sizeof(Remainder))
+    if remainders == NULL:
+        return -1
+    for index in range(count):
+        needs[index] = <int64_t>((<uint64_t>size * <uint64_t>weights[index]) / total)
+        remainders[index].remainder = (<uint64_t>size * <uint64_t>weights[index]) % total
+        remainders[index].index = index
+        left -= <uint64_t>needs[index]
+    qsort(remainders, count, sizeof(Remainder), _larger_remainder_first)
+    for index in range(<Py_ssize_t>left):
+        needs[remainders[index].index] += 1
+    free(remainders)
+    return 0
+
+
+def quotas(const int64_t[::1] weights, uint32_t size):
+    """Slots per backend (largest-remainder rule, ties to the lower index), as
+    ``maglev_py.quotas``; int64 array."""
+    cdef Py_ssize_t count = weights.shape[0]
+    needs = np.zeros(count, dtype=np.int64)
+    cdef int64_t[::1] needs_view = needs
+    if count and _quotas(&weights[0], count, size, &needs_view[0]) < 0:
+        raise MemoryError("quotas: no memory for remainders")
+    return needs
+
+
+ctypedef struct Claimant:
+    int32_t index
+    uint32_t position
+    uint32_t skip
+    int32_t need
+
+
+cdef void _populate_ranked(Claimant* waiting, Py_ssize_t waiting_count, uint32_t size,
+                           int32_t* table) noexcept nogil:
+    cdef Py_ssize_t read, write
+    cdef Claimant claimant
+    cdef uint32_t slot
+    cdef int32_t owner, is_free
+    for slot in range(size):
+        table[slot] = -1
+    while waiting_count > 1:
+        # One round of preference rank: each waiting backend asks for the next
+        # slot of its list.  The waiting list is packed in place (index order
+        # kept), so a round is one sequential pass plus the table probes.
+        # Branch-free: whether a slot is free is a coin toss in the middle
+        # rounds, and mispredicted branches cost more than the stores.
+        write = 0
+        for read in range(waiting_count):
+            claimant = waiting[read]
+            slot = claimant.position
+            owner = table[slot]
+            is_free = owner < 0
+            table[slot] = claimant.index if is_free else owner
+            claimant.need -= is_free
+            slot += claimant.skip
+            slot -= size if slot >= size else 0
+            claimant.position = slot
+            waiting[write] = claimant
+            write += claimant.need > 0
+        waiting_count = write
+    if waiting_count == 1:
+        # The last backend left has nobody to compete with: its rounds are a
+        # plain scan of its list for the free slots (the long tail, often
+        # tens of thousands of rounds of one probe each).
+        claimant = waiting[0]
+        slot = claimant.position
+        while claimant.need > 0:
+            if table[slot] < 0:
+                table[slot] = claimant.index
+                claimant.need -= 1
+            slot += claimant.skip
+            if slot >= size:
+                slot -= size
+
+
+def populate(list names, const int64_t[::1] weights, uint32_t size, uint64_t k0, uint64_t k1):
+    """The stable Maglev table: int32 array of ``size`` indices into ``names``,
+    all -1 if every weight is 0."""
+    cdef Py_ssize_t count = len(names), index, waiting_count = 0
+    if weights.shape[0] != count:
+        raise ValueError("populate: one weight per name")
+    offsets, skips = permutation_parameters(names, size, k0, k1)
+    cdef uint32_t[::1] offsets_view = offsets
+    cdef uint32_t[::1] skips_view = skips
+    table = np.empty(size, dtype=np.int32)
+    cdef int32_t[::1] table_view = table
+    cdef int64_t* needs = <int64_t*>malloc(max(count, 1) * sizeof(int64_t))
+    cdef Claimant* waiting = <Claimant*>malloc(max(count, 1) * sizeof(Claimant))
+    if needs == NULL or waiting == NULL or (count and _quotas(&weights[0], count, size, needs) < 0):
+        free(needs)
+        free(waiting)
+        raise MemoryError("populate: no memory for per-backend state")
+    for index in range(count):
+        if needs[index] > 0:
+            waiting[waiting_count].index = <int32_t>index
+            waiting[waiting_count].position = offsets_view[index]
+            waiting[waiting_count].skip = skips_view[index]
+            # A quota is at most size < 2**25: it fits.
+            waiting[waiting_count].need = <int32_t>needs[index]
+            waiting_count += 1
+    try:
+        with nogil:
+            _populate_ranked(waiting, waiting_count, size, &table_view[0])
+    finally:
+        free(needs)
+        free(waiting)
     return table

@@ -18,6 +18,7 @@ from dataplane import maglev_c, maglev_py
 from dataplane.flowhash import SeedError
 from dataplane.maglev import (
     BackendNameError,
+    POPULATE_METHODS,
     EmptyBackendsError,
     MaglevError,
     NoActiveBackendError,
@@ -45,12 +46,17 @@ def weighted_backends(max_count: int, max_weight: int = 10, allow_zero: bool = F
     ).filter(lambda backends: any(backends.values()))
 
 
-@given(weighted_backends(48), st.sampled_from(PRIMES_LARGE), st.integers(0, 2**128 - 1))
+@given(
+    weighted_backends(48),
+    st.sampled_from(PRIMES_LARGE),
+    st.integers(0, 2**128 - 1),
+    st.sampled_from(POPULATE_METHODS),
+)
 def test_share_of_slots_follows_share_of_weight(
-    backends: dict[str, int], size: int, seed: int
+    backends: dict[str, int], size: int, seed: int, method: str
 ) -> None:
     # The issue's property: size > 100 x backends -> share within 1% (absolute) of weight share.
-    table = build_table(backends, size=size, seed=seed)
+    table = build_table(backends, size=size, seed=seed, method=method)
     assert table.shape == (size,) and table.min() >= 0 and table.max() < len(backends)
     ordered = sorted(backends)
     counts = slot_counts(table, len(backends))
@@ -62,20 +68,30 @@ def test_share_of_slots_follows_share_of_weight(
             counts[index],
             expected,
         )
-        # Stronger, from the credit rule (maglev_py): each turn fills one slot and
-        # after R rounds backend i has R*w_i/w_max turns, -1..+1; the N such
-        # errors shift every backend's share by at most N*w_i/W slots.
-        bound = 1 + len(backends) * backends[name] / total_weight + 1e-9
+        if method == "stable":
+            # Quotas by the largest-remainder rule: exact to one slot.
+            bound = 1.0
+        else:
+            # From the credit rule (maglev_py): each turn fills one slot and
+            # after R rounds backend i has R*w_i/w_max turns, -1..+1; the N such
+            # errors shift every backend's share by at most N*w_i/W slots.
+            bound = 1 + len(backends) * backends[name] / total_weight + 1e-9
         assert abs(counts[index] - expected) <= bound, (name, counts[index], expected, bound)
 
 
-# Maglev is not minimally disruptive: the removed backend's slots must move
-# (1/N), and a cascade of re-claimed slots moves a little more (paper s.5.3,
-# Fig. 13).  Measured on the default 65537-slot table (benchmarks/balancer.py
-# prints it): the excess over 1/N averages 0.25-0.95% for N = 10..1000, but its
-# tail depends on the seed and reaches ~1.0-1.3% for N around 150-400.  So the
-# issue's bound (1/N + 1%) is asserted on fixed cases, and the property over
-# every seed and N with the margin the tail needs (1/N + 2%).
+# Removing one of N backends must move its 1/N of the slots; what moves beyond
+# that is the cascade of re-claimed slots (paper s.5.3, Fig. 13).  With the
+# paper's greedy fill the excess averages ~0.95% at N = 400 in 65537 slots and
+# passes 1% for about 1 removal in 9 there; the stable fill (ranked rounds,
+# maglev_py) keeps it at 0.36% on average for N = 20..600, at most 0.47% in
+# 1,500 random (N, seed, removed) cases, so the issue's bound of 1/N + 1% is a
+# property over every seed there.  Below 20 backends the tail is longer: in
+# 3,000 random cases for N = 3..19, 3 removals passed 1% (the worst by 0.38
+# points: one backend's preference list loses most contests and ends up
+# claiming the last free slots deep in its list, and that long claim shifts
+# when any backend leaves).  So for N < 20 the bound is asserted on fixed cases
+# and the property over every seed carries a 2% margin.
+# (Figures: python -m benchmarks balancer prints mean and worst of both fills.)
 @pytest.mark.parametrize("count", [2, 3, 10, 50, 100, 1000])
 @pytest.mark.parametrize("seed", [0, 1, 2**64 - 1])
 def test_removing_one_of_n_moves_at_most_one_nth_plus_one_percent(count: int, seed: int) -> None:
@@ -87,19 +103,86 @@ def test_removing_one_of_n_moves_at_most_one_nth_plus_one_percent(count: int, se
         assert moved <= 1 / count + 0.01, (count, removed, moved)
 
 
-@settings(max_examples=25)
-@given(st.integers(2, 600), st.integers(0, 2**64 - 1), st.data())
-def test_removal_disruption_is_near_minimal_for_every_seed(count: int, seed: int, data) -> None:
-    size = 65537
+def _moved_when_one_is_removed(count: int, seed: int, removed: str, method: str = "stable") -> float:
     backends = {f"task-{index}": 1 for index in range(count)}
-    removed = data.draw(st.sampled_from(sorted(backends)), label="removed")
-    before = build_table(backends, size=size, seed=seed)
+    before = build_table(backends, seed=seed, method=method)
     rest = {name: weight for name, weight in backends.items() if name != removed}
-    after = build_table(rest, size=size, seed=seed)
+    after = build_table(rest, seed=seed, method=method)
     moved = disruption(before, sorted(backends), after, sorted(rest))
-    assert moved <= 1 / count + 0.02, (count, moved)
     # The removed backend's slots must all move; nothing maps to it any more.
-    assert moved >= slot_counts(before, count)[sorted(backends).index(removed)] / size
+    assert moved >= slot_counts(before, count)[sorted(backends).index(removed)] / len(before)
+    return moved
+
+
+@settings(max_examples=25)
+@given(st.integers(20, 600), st.integers(0, 2**64 - 1), st.data())
+def test_removal_moves_at_most_one_nth_plus_one_percent_for_every_seed(
+    count: int, seed: int, data
+) -> None:
+    removed = data.draw(st.sampled_from([f"task-{index}" for index in range(count)]), label="removed")
+    moved = _moved_when_one_is_removed(count, seed, removed)
+    assert moved <= 1 / count + 0.01, (count, moved)
+
+
+@settings(max_examples=25)
+@given(st.integers(2, 19), st.integers(0, 2**64 - 1), st.data())
+def test_removal_from_few_backends_stays_near_one_nth(count: int, seed: int, data) -> None:
+    removed = data.draw(st.sampled_from([f"task-{index}" for index in range(count)]), label="removed")
+    moved = _moved_when_one_is_removed(count, seed, removed)
+    assert moved <= 1 / count + 0.02, (count, moved)
+
+
+def test_stable_fill_disrupts_less_than_the_papers_greedy_fill() -> None:
+    # Same removals, both rules: the reason the stable rule is the default.
+    stable, greedy = [], []
+    for count, seed in [(50, 1), (150, 2), (400, 3), (400, 4)]:
+        for removed in (f"task-{0}", f"task-{count // 2}"):
+            stable.append(_moved_when_one_is_removed(count, seed, removed) - 1 / count)
+            greedy.append(_moved_when_one_is_removed(count, seed, removed, "greedy") - 1 / count)
+    assert sum(stable) < 0.7 * sum(greedy), (stable, greedy)
+    assert max(stable) <= 0.01
+
+
+def _ranks(offsets: np.ndarray, skips: np.ndarray, size: int) -> np.ndarray:
+    """ranks[i, x]: position of slot x in backend i's preference list."""
+    ranks = np.empty((len(offsets), size), dtype=np.int64)
+    for index, (offset, skip) in enumerate(zip(offsets.tolist(), skips.tolist())):
+        ranks[index, (offset + np.arange(size) * skip) % size] = np.arange(size)
+    return ranks
+
+
+@given(weighted_backends(12, max_weight=6, allow_zero=True), st.sampled_from(PRIMES_SMALL[2:]), st.integers(0, 2**64 - 1))
+def test_stable_fill_has_no_blocking_pair(backends: dict[str, int], size: int, seed: int) -> None:
+    # The defining property (Gale-Shapley stability with capacities): no backend
+    # i and slot x such that i would rather have x than one of its own slots
+    # and x ranks i above its owner.  Ties between equal ranks go to the lower index.
+    names = sorted(backends)
+    encoded = [name.encode() for name in names]
+    weights = np.array([backends[name] for name in names], dtype=np.int64)
+    table = maglev_py.populate(encoded, weights, size, seed, seed ^ 0x55)
+    ranks = _ranks(*maglev_py.permutation_parameters(encoded, size, seed, seed ^ 0x55), size)
+    quotas = maglev_py.quotas(weights.tolist(), size)
+    assert slot_counts(table, len(names)).tolist() == quotas
+    owner_rank = ranks[table, np.arange(size)]
+    for index in range(len(names)):
+        if quotas[index] == 0:
+            continue
+        worst_own = ranks[index][table == index].max()
+        wanted = ranks[index] < worst_own
+        beats_owner = (ranks[index] < owner_rank) | ((ranks[index] == owner_rank) & (index < table))
+        assert not (wanted & beats_owner).any(), (index, np.flatnonzero(wanted & beats_owner)[:5])
+
+
+def test_quotas_follow_the_largest_remainder_rule() -> None:
+    assert maglev_py.quotas([1, 2, 1], 13) == [3, 7, 3]
+    assert maglev_py.quotas([1, 1, 1], 13) == [5, 4, 4]
+    assert maglev_py.quotas([0, 0], 13) == [0, 0]
+    assert maglev_py.quotas([0, 5], 13) == [0, 13]
+    big = [2**32 - 1, 1, 2**31]
+    assert sum(maglev_py.quotas(big, (1 << 24) + 43)) == (1 << 24) + 43
+    assert maglev_c.quotas(np.array(big, dtype=np.int64), (1 << 24) + 43).tolist() == maglev_py.quotas(
+        big, (1 << 24) + 43
+    )
 
 
 def test_removing_one_of_a_thousand_backends_disrupts_little() -> None:
@@ -151,10 +234,12 @@ def test_cython_and_twin_agree_exactly(backends: dict[str, int], size: int, seed
     offsets_p, skips_p = maglev_py.permutation_parameters(encoded, size, k0, k1)
     assert (offsets_c == offsets_p).all() and (skips_c == skips_p).all()
     assert ((skips_c >= 1) & (skips_c <= max(1, size - 1)) & (offsets_c < size)).all()
-    table_c = maglev_c.populate(encoded, weights, size, k0, k1)
-    table_p = maglev_py.populate(encoded, weights, size, k0, k1)
-    assert table_c.dtype == table_p.dtype == np.int32
-    assert (table_c == table_p).all()
+    assert maglev_c.quotas(weights, size).tolist() == maglev_py.quotas(weights.tolist(), size)
+    for rule in ("populate", "populate_greedy"):
+        table_c = getattr(maglev_c, rule)(encoded, weights, size, k0, k1)
+        table_p = getattr(maglev_py, rule)(encoded, weights, size, k0, k1)
+        assert table_c.dtype == table_p.dtype == np.int32
+        assert (table_c == table_p).all(), rule
 
 
 def test_thousand_backends_balance_within_one_percent() -> None:
@@ -201,7 +286,9 @@ def test_known_table_is_stable() -> None:
     # Pins the hash and the population rule: changing either reshuffles every
     # flow of a rolling upgrade, so it must be a conscious decision.
     table = build_table({"a": 1, "b": 2, "c": 1}, size=13, seed=0)
-    assert table.tolist() == [1, 0, 1, 0, 2, 1, 1, 0, 1, 2, 1, 1, 2]
+    assert table.tolist() == [1, 1, 1, 0, 2, 0, 1, 0, 1, 2, 1, 1, 2]
+    greedy = build_table({"a": 1, "b": 2, "c": 1}, size=13, seed=0, method="greedy")
+    assert greedy.tolist() == [1, 0, 1, 0, 2, 1, 1, 0, 1, 2, 1, 1, 2]
 
 
 @pytest.mark.parametrize(
@@ -237,3 +324,9 @@ def test_bad_arguments_raise_typed_errors(backends, size, seed, error) -> None:
 def test_is_prime_matches_trial_division() -> None:
     for number in range(-3, 2000):
         assert is_prime(number) == (number >= 2 and all(number % d for d in range(2, number)))
+
+
+@pytest.mark.parametrize("method", ["", "Stable", "paper", None, 1])
+def test_unknown_population_method_is_a_typed_error(method) -> None:
+    with pytest.raises(MaglevError, match="method"):
+        build_table({"a": 1}, size=13, method=method)
