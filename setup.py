@@ -48,6 +48,18 @@ def cython_extensions() -> list:
     )
 
 
+def core_extensions() -> list:
+    """The compiled Raft core: consensus/{types,...,raft}.py compiled with their
+    .pxd declarations; the .py files stay the pure-Python twin (see
+    consensus/_build_core_c.py, loaded by path so building imports no core)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_build_core_c", os.path.join("consensus", "_build_core_c.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.core_extensions(debug=os.environ.get("SHOAL_CYTHON_DEBUG") == "1")
+
+
 TEST_REQUIRES = [
     "pytest>=7.4",
     "pytest-timeout>=2.1",
@@ -70,7 +82,7 @@ setup(
         **{p: ["*.pyx", "*.pxd"] for p in PACKAGES},
         "chaos": ["*.pyx", "*.pxd", "experiments/*.yaml"],
     },
-    ext_modules=cython_extensions(),
+    ext_modules=cython_extensions() + core_extensions(),
     install_requires=[
         "numpy>=1.24",
         "msgpack>=1.0",

@@ -255,3 +255,10 @@ class RaftLog:
         self.unstable_offset = snapshot.metadata.index + 1
         self.unstable_entries = []
         self.unstable_snapshot = snapshot
+
+
+# >>> compiled twin: the build cuts this block (consensus/_build_core_c.py)
+from consensus._select_c import swap_in  # noqa: E402
+
+swap_in(globals(), "log")
+# <<< compiled twin

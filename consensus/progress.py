@@ -186,3 +186,10 @@ def tally(voters: Iterable[NodeId], votes: dict[NodeId, bool]) -> VoteResult:
 
 def optional_progress(progress: dict[NodeId, Progress], node_id: NodeId) -> Optional[Progress]:
     return progress.get(node_id)
+
+
+# >>> compiled twin: the build cuts this block (consensus/_build_core_c.py)
+from consensus._select_c import swap_in  # noqa: E402
+
+swap_in(globals(), "progress")
+# <<< compiled twin

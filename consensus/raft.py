@@ -495,11 +495,12 @@ class RaftNode:
         self._validate(message)
         self._step_any(message)
 
-    def _validate(self, m: Message) -> None:
+    def _validate(self, message: Message) -> None:
         # Runs for every message from the network: fields are read once into
         # locals; the checks and their messages are unchanged.
-        if type(m) is not Message and not isinstance(m, Message):
-            raise MalformedMessage(f"expected a Message, got {type(m).__name__}")
+        if type(message) is not Message and not isinstance(message, Message):
+            raise MalformedMessage(f"expected a Message, got {type(message).__name__}")
+        m = message  # a Message from here on (typed so in consensus/_raft_c.pxd)
         t = m.type
         if type(t) is not MessageType:  # an Enum with members cannot be subclassed
             raise MalformedMessage(f"unknown message type {t!r}")
@@ -555,8 +556,9 @@ class RaftNode:
             ):
                 raise MalformedMessage(f"SNAP from {m.frm} without a valid snapshot")
             cs = snap.metadata.conf_state
-            if not all(type(v) is int and v > 0 for v in tuple(cs.voters) + tuple(cs.learners)):
-                raise MalformedMessage(f"SNAP from {m.frm}: membership with invalid node ids")
+            for v in tuple(cs.voters) + tuple(cs.learners):  # a loop: no closures in compiled methods
+                if type(v) is not int or v <= 0:
+                    raise MalformedMessage(f"SNAP from {m.frm}: membership with invalid node ids")
             if snap.metadata.term > m.term:
                 raise MalformedMessage(f"SNAP from {m.frm}: snapshot term beyond message term")
         elif m.snapshot is not None:
@@ -673,7 +675,7 @@ class RaftNode:
             if self.config.read_only_option != ReadOnlyOption.SAFE or not m.context:
                 return
             acks = self.read_only.recv_ack(m.frm, m.context)
-            if sum(1 for v in acks if v in self.voters) < len(self.voters) // 2 + 1:
+            if len(acks & self.voters) < len(self.voters) // 2 + 1:
                 return
             for status in self.read_only.advance(m.context):
                 self._respond_read_index(status.request, status.index)
@@ -1135,7 +1137,9 @@ class RaftNode:
             log.next_committed_entries(self.config.max_committed_size_per_ready_bytes) if commit > log.applied else ()
         )
         if committed and self.role == _ROLE_LEADER and self.uncommitted_bytes:
-            released = sum(len(entry.data) for entry in committed)
+            released = 0
+            for entry in committed:
+                released += len(entry.data)
             self.uncommitted_bytes = max(0, self.uncommitted_bytes - released)
         msgs = self.msgs
         after = self.msgs_after_persist
@@ -1178,3 +1182,10 @@ class RaftNode:
                 if own is not None and own.maybe_update(min(last.index, log.persisted_last_index())):
                     if self._maybe_commit():
                         self._bcast_append()
+
+
+# >>> compiled twin: the build cuts this block (consensus/_build_core_c.py)
+from consensus._select_c import swap_in  # noqa: E402
+
+swap_in(globals(), "raft")
+# <<< compiled twin

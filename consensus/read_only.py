@@ -72,3 +72,10 @@ class ReadOnly:
     def reset(self) -> None:
         self.pending.clear()
         self.queue.clear()
+
+
+# >>> compiled twin: the build cuts this block (consensus/_build_core_c.py)
+from consensus._select_c import swap_in  # noqa: E402
+
+swap_in(globals(), "read_only")
+# <<< compiled twin

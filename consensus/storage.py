@@ -174,3 +174,10 @@ class MemoryStorage:
         other._snapshot = self._snapshot
         other._entries = list(self._entries)
         return other
+
+
+# >>> compiled twin: the build cuts this block (consensus/_build_core_c.py)
+from consensus._select_c import swap_in  # noqa: E402
+
+swap_in(globals(), "storage")
+# <<< compiled twin

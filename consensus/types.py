@@ -21,6 +21,10 @@ from typing import Optional
 NodeId = int
 NONE: NodeId = 0
 
+# True in the compiled copy of this module (consensus._types_c, built by
+# consensus/_build_core_c.py), whose Message and Ready have C slots.
+_COMPILED = __name__.endswith("_c")
+
 
 class EntryType(enum.IntEnum):
     """NORMAL carries application data; CONF_CHANGE carries an encoded ConfChange."""
@@ -201,6 +205,23 @@ class Message:
         snap_offset: int = 0,
         snap_done: bool = False,
     ) -> None:
+        if _COMPILED:
+            # The compiled class (consensus/_types_c.pxd) has C slots, no __dict__.
+            self.type = type
+            self.to = to
+            self.frm = frm
+            self.term = term
+            self.log_term = log_term
+            self.index = index
+            self.entries = entries
+            self.commit = commit
+            self.reject = reject
+            self.reject_hint = reject_hint
+            self.snapshot = snapshot
+            self.context = context
+            self.snap_offset = snap_offset
+            self.snap_done = snap_done
+            return
         d = self.__dict__  # item stores: faster still than one update(**kwargs)
         d["type"] = type
         d["to"] = to
@@ -290,6 +311,17 @@ class Ready:
         read_states: tuple[ReadState, ...] = (),
         must_sync: bool = False,
     ) -> None:
+        if _COMPILED:
+            self.soft_state = soft_state
+            self.hard_state = hard_state
+            self.entries = entries
+            self.snapshot = snapshot
+            self.committed_entries = committed_entries
+            self.messages = messages
+            self.messages_after_persist = messages_after_persist
+            self.read_states = read_states
+            self.must_sync = must_sync
+            return
         # As for Message: one dict update, still frozen afterwards.
         d = self.__dict__
         d["soft_state"] = soft_state
@@ -335,3 +367,10 @@ class ConfChange:
         if node_id <= 0:
             raise ConfChangeError(f"conf change names node id {node_id}; ids are positive")
         return ConfChange(kind, node_id, bytes(data[9:]))
+
+
+# >>> compiled twin: the build cuts this block (consensus/_build_core_c.py)
+from consensus._select_c import swap_in  # noqa: E402
+
+swap_in(globals(), "types")
+# <<< compiled twin
