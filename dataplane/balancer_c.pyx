@@ -71,7 +71,7 @@ cdef enum:
 
 cdef enum:
     CHUNK_PACKETS = 16  # packets parsed and prefetched ahead of tracking
-    PREFETCH_ENTRIES = 4  # the first lines of the probe window; the rest follow sequentially
+    HIT_PREFETCH_ENTRIES = 4  # entries prefetched for a likely hit: the first two lines of its window
     KIND_DONE = 0
     KIND_REQUEST = 1
     KIND_REPLY = 2
@@ -130,6 +130,7 @@ ctypedef struct kernel_context:
     uint64_t* ct_counters
     uint64_t k0, k1
     int simd_level
+    bint* misses_likely  # the Kernel's: whether the last chunk processed mostly missed
 
 
 cdef class Kernel:
@@ -151,6 +152,7 @@ cdef class Kernel:
     cdef uint64_t[::1] ct_counters
     cdef uint64_t[::1] counters
     cdef uint64_t k0, k1
+    cdef bint misses_likely  # a prefetch hint carried between batches (see prefetch_depth)
     cdef readonly object arrays  # keeps every array alive as long as the views
     cdef object cached_buffer, cached_offsets, cached_lengths, cached_verdicts
     cdef uint8_t[::1] buffer_view
@@ -249,6 +251,7 @@ cdef class Kernel:
         context.k0 = self.k0
         context.k1 = self.k1
         context.simd_level = SIMD_LEVEL
+        context.misses_likely = &self.misses_likely
         process_batch(context, buffer, buffer_bytes, offsets, lengths, count, verdicts, now_ns)
         for index in range(C_COUNT):
             self.counters[index] += batch_counters[index]
@@ -265,100 +268,169 @@ cdef inline int64_t backend_cell(const kernel_context* c, int64_t backend, int c
     return c.backends[backend * BACKEND_COLUMNS + column]
 
 
+ctypedef struct chunk_state:
+    # Stage 1's results for one chunk of packets (see process_batch).
+    parsed_frame parsed[CHUNK_PACKETS]
+    uint64_t words0[CHUNK_PACKETS]  # flow hash message words (flowhash_c.pxd)
+    uint64_t words1[CHUNK_PACKETS]
+    uint64_t flows[CHUNK_PACKETS]
+    int32_t targets[CHUNK_PACKETS]  # service of a request, backend of a reply
+    uint8_t kinds[CHUNK_PACKETS]
+    uint64_t last_key  # the service lookup carried over from the previous chunk
+    int32_t last_target
+
+
 cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_bytes, const uint32_t* offsets,
                         const uint32_t* lengths, Py_ssize_t count, uint8_t* verdicts,
                         uint64_t now_ns) noexcept nogil:
-    # Two stages per chunk of packets, as DPDK applications do: first parse
-    # and classify every packet of the chunk, hash all their 5-tuples at once
-    # (SIMD lanes, see flowhash_c.pxd) and prefetch each one's tracking entry,
-    # then track and rewrite them in order.  The table is far larger than the
-    # caches; the prefetches overlap the memory latency of a whole chunk.
-    # Stage 1 has no effect on the table, so the result is the same as
-    # processing the packets one by one (what the twin does).
-    cdef parsed_frame parsed[CHUNK_PACKETS]
-    cdef uint64_t words0[CHUNK_PACKETS]
-    cdef uint64_t words1[CHUNK_PACKETS]
-    cdef uint64_t flows[CHUNK_PACKETS]
-    cdef int32_t targets[CHUNK_PACKETS]
-    cdef uint8_t kinds[CHUNK_PACKETS]
-    cdef Py_ssize_t base, packet, chunk, position
+    # Two stages per chunk of packets, software-pipelined as DPDK applications
+    # do: stage 1 parses and classifies every packet of chunk k + 1, hashes all
+    # their 5-tuples at once (SIMD lanes, see flowhash_c.pxd) and prefetches
+    # each one's tracking entry; then stage 2 tracks and rewrites the packets
+    # of chunk k, whose entries were prefetched a whole chunk earlier.  The
+    # table is far larger than the caches: the prefetches overlap the memory
+    # latency with a chunk's work.  Stage 1 has no effect on the table, so the
+    # result is the same as processing the packets one by one (as the twin).
+    cdef chunk_state chunks[2]
+    cdef Py_ssize_t base = 0, chunk, next_chunk
+    cdef int current = 0
+    c.counters[C_PACKETS] += <uint64_t>count
+    chunks[0].last_key = 0
+    chunks[0].last_target = -1
+    cdef Py_ssize_t position
+    # Whether the last chunk mostly missed; carried over from the last batch.
+    cdef bint misses_likely = c.misses_likely[0]
+    chunk = min(<Py_ssize_t>CHUNK_PACKETS, count)
+    classify_chunk(&c, &chunks[0], buffer, buffer_bytes, offsets, lengths, 0, chunk, verdicts)
+    for position in range(chunk):
+        if chunks[0].kinds[position] != KIND_DONE:
+            prefetch_entry(&c, chunks[0].flows[position], prefetch_depth(&c, &chunks[0], position, misses_likely))
+    while base < count:
+        next_chunk = min(<Py_ssize_t>CHUNK_PACKETS, count - base - chunk)
+        if next_chunk > 0:
+            chunks[1 - current].last_key = chunks[current].last_key
+            chunks[1 - current].last_target = chunks[current].last_target
+            classify_chunk(&c, &chunks[1 - current], buffer, buffer_bytes, offsets, lengths, base + chunk,
+                           next_chunk, verdicts)
+        misses_likely = track_chunk(&c, &chunks[current], &chunks[1 - current], next_chunk, misses_likely,
+                                    buffer, offsets, base, chunk, verdicts, now_ns)
+        base += chunk
+        chunk = next_chunk
+        current = 1 - current
+    c.misses_likely[0] = misses_likely
+
+
+cdef inline void classify_chunk(kernel_context* c, chunk_state* state, uint8_t* buffer, Py_ssize_t buffer_bytes,
+                                const uint32_t* offsets, const uint32_t* lengths, Py_ssize_t base,
+                                Py_ssize_t chunk, uint8_t* verdicts) noexcept nogil:
+    """Stage 1: parse, classify, hash and prefetch; verdicts of frames that stop here."""
+    cdef Py_ssize_t packet, position
     cdef int status
     cdef uint8_t* frame
     cdef uint64_t* counters = c.counters
     cdef int32_t target
     cdef int64_t service
-    cdef uint32_t vip, vip_port, home, line
+    cdef uint32_t vip, vip_port
     cdef parsed_frame* p
-    cdef uint64_t key, last_key = 0
-    cdef int32_t last_target = -1
-    counters[C_PACKETS] += <uint64_t>count
-    base = 0
-    while base < count:
-        chunk = min(<Py_ssize_t>CHUNK_PACKETS, count - base)
-        for position in range(chunk):
-            packet = base + position
-            kinds[position] = KIND_DONE
-            words0[position] = 0
-            words1[position] = 0
-            if <uint64_t>offsets[packet] + lengths[packet] > <uint64_t>buffer_bytes:
-                verdicts[packet] = VERDICT_DROP
-                counters[C_DROP_BAD_SLOT] += 1
+    cdef uint64_t key
+    for position in range(chunk):
+        packet = base + position
+        state.kinds[position] = KIND_DONE
+        state.words0[position] = 0
+        state.words1[position] = 0
+        if <uint64_t>offsets[packet] + lengths[packet] > <uint64_t>buffer_bytes:
+            verdicts[packet] = VERDICT_DROP
+            counters[C_DROP_BAD_SLOT] += 1
+            continue
+        frame = buffer + offsets[packet]
+        p = &state.parsed[position]
+        status = nat_parse(frame, lengths[packet], p)
+        if status != PARSE_OK:
+            verdicts[packet] = PARSE_VERDICT[status]
+            counters[PARSE_COUNTER[status]] += 1
+            continue
+        # Traffic to a VIP comes in runs: reuse the last service lookup (the
+        # index does not change during a batch; keys are never 0).
+        key = endpoint_key(p.destination_ip, p.destination_port, p.protocol)
+        if key != state.last_key:
+            state.last_key = key
+            state.last_target = index_find(c.service_keys, c.service_values, c.service_bits, key)
+        target = state.last_target
+        if target >= 0:
+            state.kinds[position] = KIND_REQUEST
+            state.words0[position] = flow_words0(p.source_ip, p.destination_ip)
+            state.words1[position] = flow_words1(p.protocol, p.source_port, p.destination_port)
+        else:
+            target = index_find(c.endpoint_keys, c.endpoint_values, c.endpoint_bits,
+                                endpoint_key(p.source_ip, p.source_port, p.protocol))
+            if target < 0:
+                verdicts[packet] = VERDICT_PASS
+                counters[C_PASS_NO_SERVICE] += 1
                 continue
-            frame = buffer + offsets[packet]
-            p = &parsed[position]
-            status = nat_parse(frame, lengths[packet], p)
-            if status != PARSE_OK:
-                verdicts[packet] = PARSE_VERDICT[status]
-                counters[PARSE_COUNTER[status]] += 1
-                continue
-            # Traffic to a VIP comes in runs: reuse the last service lookup (the
-            # index does not change during a batch; keys are never 0).
-            key = endpoint_key(p.destination_ip, p.destination_port, p.protocol)
-            if key != last_key:
-                last_key = key
-                last_target = index_find(c.service_keys, c.service_values, c.service_bits, key)
-            target = last_target
-            if target >= 0:
-                kinds[position] = KIND_REQUEST
-                words0[position] = flow_words0(p.source_ip, p.destination_ip)
-                words1[position] = flow_words1(p.protocol, p.source_port, p.destination_port)
-            else:
-                target = index_find(c.endpoint_keys, c.endpoint_values, c.endpoint_bits,
-                                    endpoint_key(p.source_ip, p.source_port, p.protocol))
-                if target < 0:
-                    verdicts[packet] = VERDICT_PASS
-                    counters[C_PASS_NO_SERVICE] += 1
-                    continue
-                kinds[position] = KIND_REPLY
-                service = backend_cell(&c, target, B_SERVICE)
-                vip = <uint32_t>service_cell(&c, service, S_VIP)
-                vip_port = <uint32_t>service_cell(&c, service, S_PORT)
-                # The entry is keyed by the client-side tuple: client -> VIP.
-                words0[position] = flow_words0(p.destination_ip, vip)
-                words1[position] = flow_words1(p.protocol, p.destination_port, vip_port)
-            targets[position] = target
-        shoal_flow_hash13_many(c.k0, c.k1, words0, words1, flows, <size_t>chunk, c.simd_level)
-        for position in range(chunk):
-            if kinds[position] == KIND_DONE:
-                continue
-            # Every cache line of the probe window (two entries per line): a
-            # miss scans all of it, a hit usually stops in the first line.
-            home = fastrange32(<uint32_t>flows[position], c.capacity)
-            line = 0
-            while line < c.window and line < PREFETCH_ENTRIES:
-                __builtin_prefetch(&c.entries[home + line if home + line < c.capacity
-                                              else home + line - c.capacity])
-                line += 2
-        for position in range(chunk):
-            packet = base + position
-            frame = buffer + offsets[packet]
-            if kinds[position] == KIND_REQUEST:
-                verdicts[packet] = track_request(&c, frame, &parsed[position], targets[position],
-                                                 flows[position], now_ns)
-            elif kinds[position] == KIND_REPLY:
-                verdicts[packet] = track_reply(&c, frame, &parsed[position], targets[position],
-                                               flows[position], now_ns)
-        base += chunk
+            state.kinds[position] = KIND_REPLY
+            service = backend_cell(c, target, B_SERVICE)
+            vip = <uint32_t>service_cell(c, service, S_VIP)
+            vip_port = <uint32_t>service_cell(c, service, S_PORT)
+            # The entry is keyed by the client-side tuple: client -> VIP.
+            state.words0[position] = flow_words0(p.destination_ip, vip)
+            state.words1[position] = flow_words1(p.protocol, p.destination_port, vip_port)
+        state.targets[position] = target
+    shoal_flow_hash13_many(c.k0, c.k1, state.words0, state.words1, state.flows, <size_t>chunk, c.simd_level)
+
+
+cdef inline void prefetch_entry(const kernel_context* c, uint64_t flow, uint32_t entries) noexcept nogil:
+    """Prefetch the lines holding the first ``entries`` of a flow's probe window (two per line)."""
+    cdef uint32_t home = fastrange32(<uint32_t>flow, c.capacity)
+    cdef uint32_t line = 0
+    while line < entries:
+        __builtin_prefetch(&c.entries[home + line if home + line < c.capacity else home + line - c.capacity])
+        line += 2
+
+
+cdef inline uint32_t prefetch_depth(const kernel_context* c, const chunk_state* state, Py_ssize_t position,
+                                    bint misses_likely) noexcept nogil:
+    """How many entries of this packet's window to prefetch (a hint only: no effect on results).
+
+    A hit usually stops in the first line of its window, but a miss scans the
+    whole window (no tombstones, see conntrack_c.pxd) before claiming a slot:
+    prefetching only two lines left a miss waiting on memory for the rest,
+    and prefetching every line for every packet cost hits as much.  So the
+    whole window for a client SYN (a new connection) or while the previous
+    chunk mostly missed (a burst of new flows), else two lines.
+    """
+    cdef const parsed_frame* parsed = &state.parsed[position]
+    if misses_likely or (state.kinds[position] == KIND_REQUEST and parsed.protocol == 6
+                         and (parsed.tcp_flags & 0x12) == 0x02):
+        return c.window
+    return min(c.window, <uint32_t>HIT_PREFETCH_ENTRIES)
+
+
+cdef inline bint track_chunk(const kernel_context* c, chunk_state* state, const chunk_state* upcoming,
+                             Py_ssize_t upcoming_chunk, bint misses_likely, uint8_t* buffer,
+                             const uint32_t* offsets, Py_ssize_t base, Py_ssize_t chunk, uint8_t* verdicts,
+                             uint64_t now_ns) noexcept nogil:
+    """Stage 2: track and rewrite, in packet order, the frames stage 1 classified.
+
+    Before each packet, prefetch the entry of the packet one chunk ahead (in
+    ``upcoming``): the prefetches are spread over the chunk's work instead of
+    issued in one burst, which overflowed the core's outstanding-miss slots.
+    Returns whether at least a quarter of this chunk missed the table.
+    """
+    cdef Py_ssize_t packet, position
+    cdef uint8_t* frame
+    cdef uint64_t misses_before = c.ct_counters[CT_MISSES]
+    for position in range(chunk):
+        if position < upcoming_chunk and upcoming.kinds[position] != KIND_DONE:
+            prefetch_entry(c, upcoming.flows[position], prefetch_depth(c, upcoming, position, misses_likely))
+        packet = base + position
+        frame = buffer + offsets[packet]
+        if state.kinds[position] == KIND_REQUEST:
+            verdicts[packet] = track_request(c, frame, &state.parsed[position], state.targets[position],
+                                             state.flows[position], now_ns)
+        elif state.kinds[position] == KIND_REPLY:
+            verdicts[packet] = track_reply(c, frame, &state.parsed[position], state.targets[position],
+                                           state.flows[position], now_ns)
+    return 4 * (c.ct_counters[CT_MISSES] - misses_before) >= <uint64_t>chunk
 
 
 cdef inline int32_t pick_backend(const kernel_context* c, int64_t service, uint64_t flow) noexcept nogil:
