@@ -35,6 +35,14 @@ def _experiment(seed: int, duration_ms: int, settle_ms: int, random_faults: bool
                       convergence_bound_ms=max(settle_ms, 1))
 
 
+def warm_up() -> None:
+    """One short run first: imports, code objects and the first Cython module
+    loads would otherwise be charged to the first measured case."""
+    from chaos.runner import run_experiment
+
+    run_experiment(_experiment(1, 2000, 0, random_faults=False).replace(checkers=("raft-safety",)), write_png=False)
+
+
 def measure_speed(duration_s: float, safety: bool) -> dict:
     """Wall time of the simulation loop only (checkers after the run excluded)."""
     from chaos.runner import run_experiment
@@ -74,6 +82,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     args = parser.parse_args(argv)
     duration_s = 20.0 if args.quick else 120.0
+    warm_up()
     speeds = [measure_speed(duration_s, safety=False), measure_speed(duration_s, safety=True)]
     schedules = measure_schedules(args.schedules or (2 if args.quick else 5), 60.0)
     print_table("chaos simulation speed", ["case", "sim s", "wall s", "x real time", "events", "ops"],

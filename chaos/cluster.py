@@ -88,7 +88,8 @@ class ManagerApp(BaseApplication):
     def on_tick(self, ctx: Any) -> Sequence[bytes]:
         if self.swarm is None:
             return ()
-        return [SCHEDULER_TAG + proposal for proposal in self.cluster.scheduler.tick(self.swarm, ctx)]
+        proposals = self.cluster.scheduler.tick(self.swarm, ctx)
+        return [SCHEDULER_TAG + proposal for proposal in proposals] if proposals else ()
 
     def on_message(self, ctx: Any, src: int, payload: Any) -> None:
         if self.swarm is not None:

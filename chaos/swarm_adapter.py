@@ -61,6 +61,10 @@ class SwarmNode:
                            heartbeat_period_ticks=adapter.config.heartbeat_period_ticks)
         self.last_tick = -1
         self.vip_seen: dict[str, tuple[tuple[str, int], ...]] = {}
+        # The last sample's views and the store state they were taken from
+        # (see SwarmAdapter.sample).
+        self.sample_key: tuple[int, Any] | None = None
+        self.sample_views: tuple[tuple, tuple, tuple] = ((), (), ())
 
 
 class SwarmAdapter:
@@ -100,14 +104,18 @@ class SwarmAdapter:
             swarm.manager.become_follower()
 
     def tick(self, swarm: SwarmNode, ctx: Any) -> list[bytes]:
-        now_ticks = self.now_ticks(ctx.now_us)
+        # Runs on every manager every Raft tick: the now_ticks arithmetic and
+        # the dispatcher flush test are inlined.
+        now_ticks = ctx.now_us * self.ticks_per_second // 1_000_000
         if now_ticks == swarm.last_tick:
             return []
         swarm.last_tick = now_ticks
         for message in swarm.agent.tick(now_ticks):
             self._agent_to_leader(swarm, ctx, message, now_ticks)
-        proposals = swarm.manager.tick(now_ticks)
-        self._flush_dispatcher(swarm, ctx, now_ticks)
+        manager = swarm.manager
+        proposals = manager.tick(now_ticks)
+        if manager.has_agent_messages:
+            self._flush_dispatcher(swarm, ctx, now_ticks)
         return proposals
 
     def _agent_to_leader(self, swarm: SwarmNode, ctx: Any, message: Any, now_ticks: int) -> None:
@@ -199,6 +207,14 @@ class SwarmAdapter:
         from scheduler.model import NodeStatus, ServiceMode, TaskState
 
         store = swarm.manager.store
+        # The views are a function of the store's contents, which only change
+        # when an entry is applied (applied_index moves) or a snapshot is
+        # restored (a new objects table): between those, reuse the last ones.
+        # The runner samples every 200 ms; the store changes far less often.
+        key = swarm.sample_key
+        if key is not None and key[0] == store.applied_index and key[1] is store.objects:
+            services_view, tasks_view, nodes_view = swarm.sample_views
+            return StoreSample(now_ms, services_view, tasks_view, nodes_view, store.applied_index)
         services = []
         names_by_id = {}
         for service in store.list("service"):
@@ -223,7 +239,9 @@ class SwarmAdapter:
                 observed = "unreachable"  # on a node that is not ready: not counted as running
             tasks.append(TaskView(names_by_id[task.service_id], task.slot or None, task.node_id or None, observed,
                                   task.desired_state.name.lower()))
-        return StoreSample(now_ms, tuple(services), tuple(tasks), tuple(nodes), store.applied_index)
+        swarm.sample_key = (store.applied_index, store.objects)
+        swarm.sample_views = (tuple(services), tuple(tasks), tuple(nodes))
+        return StoreSample(now_ms, *swarm.sample_views, store.applied_index)
 
     def vip_backends(self, swarm: SwarmNode) -> list[tuple[str, tuple[tuple[str, int], ...]]]:
         """Services whose running backends changed with the last applied entry."""
@@ -267,7 +285,7 @@ class WorkerProcess:
         self.last_heard_tick = self.adapter.now_ticks(ctx.now_us)
 
     def on_tick(self, ctx: Any) -> None:
-        now_ticks = self.adapter.now_ticks(ctx.now_us)
+        now_ticks = ctx.now_us * self.adapter.ticks_per_second // 1_000_000
         if now_ticks == self.last_tick:
             return
         self.last_tick = now_ticks

@@ -50,6 +50,10 @@ class Agent:
         self.secrets: dict[str, bytes] = {}
         self.configs: dict[str, bytes] = {}
         self.changed: dict[str, TaskStatus] = {}
+        # False once a pass over the tasks found none to step; set again by
+        # anything that can give one a step (an assignment, a state move).
+        # Idle ticks (most of them) then skip the pass: a tick costs less.
+        self.unsettled = False
 
     # ---------------------------------------------------------- inbound
     def receive(self, message: object, now_ticks: int) -> None:
@@ -72,6 +76,7 @@ class Agent:
             # A newer session than we know: our later Register was accepted and
             # its RegisterAck is still on its way (links reorder).
             self.session_id = message.session_id
+            self.unsettled = True
             assigned = {task.id: task for task in message.tasks}
             for task_id in sorted(set(self.tasks) - set(assigned)):
                 self.runtime.stop(task_id, now_ticks)
@@ -124,6 +129,16 @@ class Agent:
             if local is not None and event.state > local.state:
                 local.exit_code = event.exit_code
                 self._move(local, event.state, now_ticks, event.message, event.exit_code)
+        if self.unsettled:
+            self._step_tasks(now_ticks)
+        if self.changed:
+            out.append(StatusReport(self.node_id, self.session_id, tuple(sorted(self.changed.items()))))
+            self.changed = {}
+        return out
+
+    def _step_tasks(self, now_ticks: int) -> None:
+        """One step for every task that has one to make (in task id order)."""
+        self.unsettled = False  # any _move below sets it again
         for task_id in sorted(self.tasks):
             local = self.tasks[task_id]
             desired = local.task.desired_state
@@ -138,14 +153,11 @@ class Agent:
             elif local.state == TaskState.READY and desired == TaskState.RUNNING:
                 self._move(local, TaskState.STARTING, now_ticks, "starting")
                 self.runtime.start(task_id, local.task.template, now_ticks)
-        if self.changed:
-            out.append(StatusReport(self.node_id, self.session_id, tuple(sorted(self.changed.items()))))
-            self.changed = {}
-        return out
 
     def _move(self, local: _Local, state: TaskState, now_ticks: int, message: str, exit_code: int = 0) -> None:
         assert state > local.state, f"agent {self.node_id}: {local.task.id} {local.state.name}->{state.name}"
         local.state = state
+        self.unsettled = True
         err = message if state in (TaskState.FAILED, TaskState.REJECTED) else ""
         local.status = TaskStatus(state, message, err, now_ticks, exit_code)
         self.changed[local.task.id] = local.status

@@ -113,8 +113,9 @@ class Dispatcher(Component):
         now = context.now_ticks
         ops: list = []
         # Registrations -> Node objects.
-        for node_id in sorted(self.registrations):
-            message = self.registrations[node_id]
+        registrations = self.registrations
+        for node_id in sorted(registrations) if registrations else ():
+            message = registrations[node_id]
             node = store.get("node", node_id)
             if node is None:
                 ops.append(Create(Node(node_id, message.hostname, NodeRole(message.role), status=NodeStatus.READY,
@@ -124,34 +125,40 @@ class Dispatcher(Component):
                     node.address != message.address:
                 ops.append(Update(evolve(node, status=NodeStatus.READY, status_message="", resources=message.resources,
                                          address=message.address), node.version))
-        self.registrations.clear()
-        # Heartbeat expiry -> DOWN.
+        registrations.clear()
+        # Heartbeat expiry -> DOWN (a node refreshed by a registration above is not).
         timeout = context.config.heartbeat_timeout_ticks
+        refreshed = {op.obj.id for op in ops if type(op) is Update} if ops else ()
+        last_heartbeat = self.last_heartbeat
+        down = NodeStatus.DOWN
         for node in store.list("node"):
-            if node.status == NodeStatus.DOWN or any(type(op) is Update and op.obj.id == node.id for op in ops):
+            if node.status == down or node.id in refreshed:
                 continue
-            last = self.last_heartbeat.setdefault(node.id, now)
+            last = last_heartbeat.setdefault(node.id, now)
             if now - last > timeout:
                 self.sessions.pop(node.id, None)
                 self.stats["nodes_marked_down"] += 1
                 ops.append(Update(evolve(node, status=NodeStatus.DOWN, status_message="heartbeat failure"),
                                   node.version))
         # Buffered status reports -> one transaction.
-        self.proposed_reports = dict(self.reports)
-        for task_id in sorted(self.reports):
-            node_id, status = self.reports[task_id]
-            task = store.get("task", task_id)
-            if task is None or task.node_id != node_id or status.state <= task.status.state:
-                continue   # unknown, moved, or stale: the store would drop it anyway
-            ops.append(ReportStatus(task_id, node_id, status))
-        self.reports.clear()
+        reports = self.reports
+        self.proposed_reports = dict(reports)
+        if reports:
+            for task_id in sorted(reports):
+                node_id, status = reports[task_id]
+                task = store.get("task", task_id)
+                if task is None or task.node_id != node_id or status.state <= task.status.state:
+                    continue   # unknown, moved, or stale: the store would drop it anyway
+                ops.append(ReportStatus(task_id, node_id, status))
+            reports.clear()
         # Assignments for nodes whose work changed.
-        for node_id in sorted(self.dirty_nodes):
-            session = self.sessions.get(node_id)
-            if session is None:
-                continue
-            self._assign(node_id, session, store)
-        self.dirty_nodes = set()
+        if self.dirty_nodes:
+            for node_id in sorted(self.dirty_nodes):
+                session = self.sessions.get(node_id)
+                if session is None:
+                    continue
+                self._assign(node_id, session, store)
+            self.dirty_nodes = set()
         return ops
 
     def on_result(self, ok: bool, context: Context) -> None:

@@ -152,7 +152,7 @@ class Manager:
                 component.start(self.context)
             if self.store.get("network", INGRESS_NETWORK.id) is None:
                 proposals.append(self._propose_ops("bootstrap", [Create(INGRESS_NETWORK)], None))
-        for sequence, (component, proposed_at) in list(self.in_flight.items()):
+        for sequence, (component, proposed_at) in list(self.in_flight.items()) if self.in_flight else ():
             if now_ticks - proposed_at > self.config.proposal_timeout_ticks:
                 del self.in_flight[sequence]
                 self.busy.discard(component.name)
@@ -184,6 +184,12 @@ class Manager:
             raise NotLeader(f"manager {self.id} is not the leader; agents must talk to the leader")
         self.context.now_ticks = now_ticks
         self.dispatcher.handle(message, self.context)
+
+    @property
+    def has_agent_messages(self) -> bool:
+        """Whether take_agent_messages() would return anything (a cheap test
+        for hosts that poll it every tick)."""
+        return self.dispatcher is not None and bool(self.dispatcher.outbox)
 
     def take_agent_messages(self) -> list[tuple[str, object]]:
         if self.dispatcher is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Sequence
 
 from consensus.errors import ConfChangeError, MalformedMessage, NotLeader, RaftError
 from consensus.raft import Config, RaftNode
@@ -36,15 +36,32 @@ class _PausableHost:
     holds incoming packets (up to PAUSED_INBOX_PACKETS_MAX, the rest dropped and
     counted) and handles them in arrival order when it resumes."""
 
+    sim: "Simulation"
+    node_id: int
     alive: bool
     paused: bool
-    inbox: deque[tuple[int, list[Any]]]
+    inbox: deque[tuple[int, Sequence[Any]]]
     dropped_messages: int
 
-    def _handle_packet(self, src: int, items: list[Any]) -> None:
+    def _handle_packet(self, src: int, items: Sequence[Any]) -> None:
         raise NotImplementedError
 
-    def _hold(self, src: int, items: list[Any]) -> None:
+    def receive(self, src: int, items: Sequence[Any]) -> None:
+        """A packet from ``src`` arrives (the simulation's delivery event)."""
+        sim = self.sim
+        blocked = sim.network.blocked
+        if blocked and (src, self.node_id) in blocked:
+            return  # cut while in flight
+        if sim._trace_on:
+            sim.trace.append((sim.now_us, "recv", src, self.node_id))
+        if not self.alive:
+            return
+        if self.paused:
+            self._hold(src, items)
+            return
+        self._handle_packet(src, items)
+
+    def _hold(self, src: int, items: Sequence[Any]) -> None:
         if len(self.inbox) < PAUSED_INBOX_PACKETS_MAX:
             self.inbox.append((src, items))
         else:
@@ -78,7 +95,7 @@ class ManagerHost(_PausableHost):
         self.paused = False
         self.incarnation = 0
         self.tick_interval_us = sim.config.tick_interval_us
-        self.inbox: deque[tuple[int, list[Any]]] = deque()
+        self.inbox: deque[tuple[int, Sequence[Any]]] = deque()
         self.syncing: Optional[Ready] = None
         self.pending_proposals: dict[int, tuple[int, ClientOp]] = {}
         self.pending_reads: dict[bytes, tuple[ClientOp, Any]] = {}
@@ -185,24 +202,30 @@ class ManagerHost(_PausableHost):
                 self.dropped_proposals += 1
         self.drain()
 
-    def on_packet(self, src: int, items: list[Any]) -> None:
+    def receive(self, src: int, items: Sequence[Any]) -> None:
+        # The base class's receive with the common packet (one Raft message)
+        # handled inline: this runs for nearly every simulated event.
+        sim = self.sim
+        blocked = sim.network.blocked
+        if blocked and (src, self.node_id) in blocked:
+            return  # cut while in flight
+        if sim._trace_on:
+            sim.trace.append((sim.now_us, "recv", src, self.node_id))
         if not self.alive:
             return
         if self.paused:
             self._hold(src, items)
             return
         if len(items) == 1 and type(items[0]) is Message:
-            # The common packet (one Raft message): _handle_packet inlined.
-            raft = self.raft
             try:
-                raft.step(items[0])
+                self.raft.step(items[0])
             except MalformedMessage:
                 self.dropped_messages += 1
             self.drain()
             return
         self._handle_packet(src, items)
 
-    def _handle_packet(self, src: int, items: list[Any]) -> None:
+    def _handle_packet(self, src: int, items: Sequence[Any]) -> None:
         raft = self.raft
         assert raft is not None and self.app is not None
         for item in items:
@@ -292,9 +315,12 @@ class ManagerHost(_PausableHost):
         self.drain()
 
     def _send_messages(self, messages: tuple[Message, ...]) -> None:
+        # One packet per destination, in first-appearance order.  A packet's
+        # items may be the Ready's own tuple (never mutated; a one-message
+        # Ready is the common case).
         send = self.sim._send_packet
         if len(messages) == 1:
-            send(self.node_id, messages[0].to, [messages[0]])
+            send(self.node_id, messages[0].to, messages)
             return
         by_destination: dict[int, list[Any]] = {}
         for message in messages:
@@ -347,7 +373,8 @@ class ManagerHost(_PausableHost):
         raft.advance(rd)
         if self.waiting_reads:
             self._serve_reads()
-        if sim.config.snapshot_every_entries > 0:
+        every = sim.config.snapshot_every_entries
+        if every > 0 and raft.log.applied - self.snapshot_index >= every:
             self._maybe_snapshot()
 
     def _serve_reads(self) -> None:
@@ -406,7 +433,7 @@ class ProcessHost(_PausableHost):
         self.paused = False
         self.incarnation = 0
         self.tick_interval_us = sim.config.tick_interval_us
-        self.inbox: deque[tuple[int, list[Any]]] = deque()
+        self.inbox: deque[tuple[int, Sequence[Any]]] = deque()
         self.rng = derive_rng(sim.seed, "process", address, 0)
         self.dropped_messages = 0
 
@@ -441,15 +468,7 @@ class ProcessHost(_PausableHost):
         if self.alive and not self.paused:
             self.process.on_tick(self)
 
-    def on_packet(self, src: int, items: list[Any]) -> None:
-        if not self.alive:
-            return
-        if self.paused:
-            self._hold(src, items)
-            return
-        self._handle_packet(src, items)
-
-    def _handle_packet(self, src: int, items: list[Any]) -> None:
+    def _handle_packet(self, src: int, items: Sequence[Any]) -> None:
         for item in items:
             if not self.alive or self.paused:
                 break

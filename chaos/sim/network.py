@@ -37,6 +37,12 @@ class LinkConfig:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
         if self.reorder_delay_us < 0:
             raise ValueError("reorder_delay_us must be non-negative")
+        # Derived, not fields (equality and repr stay the six knobs): a link
+        # with no loss, duplication or reordering draws exactly one number per
+        # packet, and the simulator takes that path inline (delays_us below
+        # is the general case; both draw the same numbers in the same order).
+        object.__setattr__(self, "plain", not (self.loss or self.duplicate or self.reorder))
+        object.__setattr__(self, "delay_span_us", self.delay_us_max - self.delay_us_min + 1)
 
 
 class Network:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from consensus.read_only import ReadOnlyOption
 from consensus.types import ConfChange, ConfState, Message, StateRole
@@ -84,7 +84,9 @@ class Simulation:
         # multiples of I, all in one event (in address order), so a cluster
         # costs one tick event per interval, not one per node.
         self._tick_groups: dict[int, dict[int, Host]] = {}
+        self._tick_orders: dict[int, tuple[int, ...]] = {}  # interval -> sorted node ids of its group
         self._sweeps_scheduled: set[int] = set()
+        self._sweep_first_us = 0  # min(_sweeps_scheduled) while it is not empty
 
     # ------------------------------------------------------------ building
     def add_manager(self, node_id: int, initial_voters: Iterable[int] = (), initial_learners: Iterable[int] = ()) -> ManagerHost:
@@ -146,19 +148,24 @@ class Simulation:
             next_us = (self.now_us // interval + 1) * interval
             self._schedule(next_us - self.now_us, self._tick_group, interval, None)
         group[host.node_id] = host
+        self._tick_orders[interval] = tuple(sorted(group))
 
     def _leave_ticks(self, host: Host) -> None:
         group = self._tick_groups.get(host.tick_interval_us)
         if group is not None:
             group.pop(host.node_id, None)
+            self._tick_orders[host.tick_interval_us] = tuple(sorted(group))
 
     def _tick_group(self, interval: int, _unused: Any) -> None:
         group = self._tick_groups.get(interval)
         if not group:
             self._tick_groups.pop(interval, None)
+            self._tick_orders.pop(interval, None)
             return
         self._schedule(interval, self._tick_group, interval, None)
-        for node_id in sorted(group):
+        # The order as of now (a tuple: joins and leaves during this loop
+        # replace it, not change it); a host that left meanwhile is skipped.
+        for node_id in self._tick_orders[interval]:
             host = group.get(node_id)
             if host is not None:
                 host.tick_now()
@@ -188,20 +195,30 @@ class Simulation:
     def run_until_time(self, end_us: int) -> None:
         # step() inlined: this loop runs every event of a run, and the method
         # call plus attribute lookups were a measurable share of an event.
+        # The event count lives in a local and is stored back on the way out
+        # (also when an event raises), so nothing reads a stale events_run
+        # after the loop; events themselves do not read it.
         heap = self._heap
         limit = self.config.events_max
         pop = heapq.heappop
         step_observers = self._step_observers  # mutated in place by add_observer
-        while heap and heap[0][0] <= end_us:
-            if self.events_run >= limit:
-                raise RuntimeError(f"event budget of {limit} exhausted at {self.now_us} us")
-            time_us, _sequence, fn, a, b = pop(heap)
-            self.now_us = time_us
-            self.events_run += 1
-            fn(a, b)
-            if step_observers:
-                for observer in step_observers:
-                    observer.after_step(self)
+        events_run = self.events_run
+        try:
+            while heap and heap[0][0] <= end_us:
+                if events_run >= limit:
+                    raise RuntimeError(f"event budget of {limit} exhausted at {self.now_us} us")
+                time_us, _sequence, fn, a, b = pop(heap)
+                self.now_us = time_us
+                events_run += 1
+                if step_observers:
+                    self.events_run = events_run
+                    fn(a, b)
+                    for observer in step_observers:
+                        observer.after_step(self)
+                else:
+                    fn(a, b)
+        finally:
+            self.events_run = events_run
         if self.now_us < end_us:
             self.now_us = end_us
 
@@ -219,14 +236,32 @@ class Simulation:
         return predicate(self)
 
     # ------------------------------------------------------------- network
-    def _send_packet(self, src: int, dst: int, items: list[Any]) -> None:
-        # Once per packet: the schedule and the trace description are inlined
-        # (same heap entries as _schedule; each Message described by its type,
-        # term, index, entry count, commit and reject).
+    def _send_packet(self, src: int, dst: int, items: Sequence[Any]) -> None:
+        # Once per packet: the schedule, the plain-link delay draw and the
+        # trace description are inlined (same heap entries as _schedule, same
+        # random draws as Network.delays_us; each Message described by its
+        # type, term, index, entry count, commit and reject).
         now = self.now_us
-        for delay in self.network.delays_us(src, dst):
+        network = self.network
+        links = network.links
+        link = links.get((src, dst), network.default_link) if links else network.default_link
+        blocked = network.blocked
+        if link.plain and not (blocked and (src, dst) in blocked):
+            network.packets_sent += 1
+            # random() scaled by hand: randint() costs several times more.
+            delay = link.delay_us_min + int(network.rng.random() * link.delay_span_us)
             self._sequence += 1
-            heapq.heappush(self._heap, (now + delay, self._sequence, self._deliver, (src, dst), items))
+            host = self.hosts.get(dst)
+            if host is not None:
+                # Straight to the receiving host (hosts are never removed, so
+                # looking it up now or at delivery is the same).
+                heapq.heappush(self._heap, (now + delay, self._sequence, host.receive, src, items))
+            else:
+                heapq.heappush(self._heap, (now + delay, self._sequence, self._deliver, (src, dst), items))
+        else:
+            for delay in network.delays_us(src, dst):
+                self._sequence += 1
+                heapq.heappush(self._heap, (now + delay, self._sequence, self._deliver, (src, dst), items))
         if self._trace_on:
             described = []
             for item in items:
@@ -238,17 +273,15 @@ class Simulation:
                     described.append(type(item).__name__)
             self.trace.append((now, "send", src, dst, tuple(described)))
 
-    def _deliver(self, route: tuple[int, int], items: list[Any]) -> None:
-        if route in self.network.blocked:
-            return  # cut while in flight
-        dst = route[1]
-        host = self.hosts.get(dst)
+    def _deliver(self, route: tuple[int, int], items: Sequence[Any]) -> None:
+        """A packet arrives (the general path; plain links schedule
+        ``host.receive`` directly, which does the same)."""
+        host = self.hosts.get(route[1])
         if host is None:
-            self.undeliverable_packets += 1
+            if route not in self.network.blocked:
+                self.undeliverable_packets += 1
             return
-        if self._trace_on:
-            self.trace.append((self.now_us, "recv", route[0], dst))
-        host.on_packet(route[0], items)
+        host.receive(route[0], items)
 
     def partition(self, *groups: Iterable[int]) -> None:
         """Symmetric partition into ``groups`` (nodes in none form another)."""
@@ -332,17 +365,22 @@ class Simulation:
         deadline = self.now_us + timeout
         op = ClientOp(self._op_counter, kind, node_id, payload, callback, self.now_us, deadline)
         heapq.heappush(self._timeouts, (deadline, op.op_id, op))
-        if not self._sweeps_scheduled or deadline < min(self._sweeps_scheduled):
+        if not self._sweeps_scheduled or deadline < self._sweep_first_us:
             self._schedule_sweep(deadline)
         return op
 
     def _schedule_sweep(self, at_us: int) -> None:
         if at_us not in self._sweeps_scheduled:
             self._sweeps_scheduled.add(at_us)
+            if len(self._sweeps_scheduled) == 1 or at_us < self._sweep_first_us:
+                self._sweep_first_us = at_us
             self._schedule(at_us - self.now_us, self._sweep_timeouts, at_us, None)
 
     def _sweep_timeouts(self, at_us: int, _unused: Any) -> None:
-        self._sweeps_scheduled.discard(at_us)
+        sweeps = self._sweeps_scheduled
+        sweeps.discard(at_us)
+        if sweeps and at_us == self._sweep_first_us:
+            self._sweep_first_us = min(sweeps)
         heap = self._timeouts
         now = self.now_us
         while heap and (heap[0][0] <= now or heap[0][2].done):
