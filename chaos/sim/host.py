@@ -23,6 +23,7 @@ from chaos.sim.disk import SimDisk
 from chaos.sim.rng import derive_rng
 
 _LEADER = StateRole.LEADER
+_CONF_CHANGE = EntryType.CONF_CHANGE
 
 if TYPE_CHECKING:
     from chaos.sim.simulation import Simulation
@@ -281,15 +282,20 @@ class ManagerHost(_PausableHost):
             if sim._ready_observers:
                 for observer in sim._ready_observers:
                     observer.on_ready(sim, self, rd)
-            if rd.soft_state is not None and rd.soft_state.leader_id != self.leader_id:
-                self.leader_id = rd.soft_state.leader_id
+            soft_state = rd.soft_state
+            if soft_state is not None and soft_state.leader_id != self.leader_id:
+                self.leader_id = soft_state.leader_id
                 sim._trace_event("lead", self.node_id, raft.term, self.leader_id)
                 assert self.app is not None
                 self.app.on_leader_change(self, self.leader_id)
                 if not self.alive:
                     return
-            if rd.messages:
-                self._send_messages(rd.messages)
+            messages = rd.messages
+            if messages:
+                if len(messages) == 1:
+                    sim._send_packet(self.node_id, messages[0].to, messages)
+                else:
+                    self._send_messages(messages)
             if rd.must_sync:
                 self.disk.write(rd.snapshot, rd.entries, rd.hard_state)
                 latency = sim.config.fsync_latency_us
@@ -337,24 +343,28 @@ class ManagerHost(_PausableHost):
         app = self.app
         assert raft is not None and app is not None
         sim = self.sim
-        now = sim.now_us
-        if rd.messages_after_persist:
-            self._send_messages(rd.messages_after_persist)
+        after = rd.messages_after_persist
+        if after:
+            if len(after) == 1:
+                sim._send_packet(self.node_id, after[0].to, after)
+            else:
+                self._send_messages(after)
         if rd.snapshot is not None:
             app.restore(rd.snapshot.data)
             self.snapshot_index = rd.snapshot.metadata.index
             sim._trace_event("install", self.node_id, rd.snapshot.metadata.index, rd.snapshot.metadata.term)
             # Proposals covered by the snapshot: outcome unknown here (timeout).
-        if rd.committed_entries:
+        committed = rd.committed_entries
+        if committed:
+            now = sim.now_us
             pending = self.pending_proposals
-            for entry in rd.committed_entries:
+            for entry in committed:
                 result: Any = None
-                if entry.type == EntryType.CONF_CHANGE:
+                if entry.type == _CONF_CHANGE:
                     result = raft.apply_conf_change(ConfChange.decode(entry.data))
                     sim._trace_event("conf", self.node_id, entry.index, result.voters, result.learners)
                 elif entry.data:
                     result = app.apply(entry)
-                self.applied_entries += 1
                 if pending:
                     waiting = pending.pop(entry.index, None)
                     if waiting is not None:
@@ -363,9 +373,10 @@ class ManagerHost(_PausableHost):
                             op.complete(now, OK, result, index=entry.index)
                         else:
                             op.complete(now, FAIL, error=f"entry {entry.index} was replaced by term {entry.term}")
+            self.applied_entries += len(committed)
             if sim._apply_observers:
                 for observer in sim._apply_observers:
-                    observer.on_apply(sim, self, rd.committed_entries)
+                    observer.on_apply(sim, self, committed)
         if rd.read_states:
             for read_state in rd.read_states:
                 if read_state.context in self.pending_reads:

@@ -48,7 +48,8 @@ class LinkConfig:
 class Network:
     """Link table and partition state; the Simulation asks it for delays."""
 
-    __slots__ = ("default_link", "links", "blocked", "rng", "packets_sent", "packets_dropped", "packets_duplicated")
+    __slots__ = ("default_link", "links", "blocked", "rng", "packets_sent", "packets_dropped", "packets_duplicated",
+                 "packets_coalesced")
 
     def __init__(self, rng: random.Random, default_link: Optional[LinkConfig] = None) -> None:
         self.default_link = default_link or LinkConfig()
@@ -58,6 +59,9 @@ class Network:
         self.packets_sent = 0
         self.packets_dropped = 0
         self.packets_duplicated = 0
+        # Sends that joined a packet already in flight (same instant, same
+        # plain link; see Simulation._send_packet) instead of making a new one.
+        self.packets_coalesced = 0
 
     # -- configuration -------------------------------------------------------
     def set_link(self, src: Address, dst: Address, link: LinkConfig, both_ways: bool = True) -> None:

@@ -87,6 +87,10 @@ class Simulation:
         self._tick_orders: dict[int, tuple[int, ...]] = {}  # interval -> sorted node ids of its group
         self._sweeps_scheduled: set[int] = set()
         self._sweep_first_us = 0  # min(_sweeps_scheduled) while it is not empty
+        # Packets sent at _open_packets_us on plain links, by (src, dst): later
+        # sends of the same instant join them (see _send_packet).
+        self._open_packets: dict[tuple[int, int], list[Any]] = {}
+        self._open_packets_us = -1
 
     # ------------------------------------------------------------ building
     def add_manager(self, node_id: int, initial_voters: Iterable[int] = (), initial_learners: Iterable[int] = ()) -> ManagerHost:
@@ -237,31 +241,52 @@ class Simulation:
 
     # ------------------------------------------------------------- network
     def _send_packet(self, src: int, dst: int, items: Sequence[Any]) -> None:
-        # Once per packet: the schedule, the plain-link delay draw and the
+        # Once per send: the schedule, the plain-link delay draw and the
         # trace description are inlined (same heap entries as _schedule, same
         # random draws as Network.delays_us; each Message described by its
         # type, term, index, entry count, commit and reject).
+        #
+        # Sends from src to dst at the same virtual instant over a plain link
+        # (no loss, duplication or reordering) travel as ONE packet, like
+        # writes on one TCP connection flushed together: the later items join
+        # the packet already in flight (it cannot have arrived: its delay is
+        # positive).  Each item still sees a delay drawn from the link's
+        # uniform range; items sent together arrive together, in send order.
+        # Faulty links keep one packet per send, so their per-packet loss,
+        # duplication and reordering apply to every send as configured.
         now = self.now_us
         network = self.network
+        route = (src, dst)
         links = network.links
-        link = links.get((src, dst), network.default_link) if links else network.default_link
+        link = links.get(route, network.default_link) if links else network.default_link
         blocked = network.blocked
-        if link.plain and not (blocked and (src, dst) in blocked):
-            network.packets_sent += 1
-            # random() scaled by hand: randint() costs several times more.
-            delay = link.delay_us_min + int(network.rng.random() * link.delay_span_us)
-            self._sequence += 1
-            host = self.hosts.get(dst)
-            if host is not None:
-                # Straight to the receiving host (hosts are never removed, so
-                # looking it up now or at delivery is the same).
-                heapq.heappush(self._heap, (now + delay, self._sequence, host.receive, src, items))
+        if link.plain and not (blocked and route in blocked):
+            if self._open_packets_us != now:
+                self._open_packets_us = now
+                self._open_packets = {}
+            packet = self._open_packets.get(route)
+            if packet is not None:
+                packet.extend(items)
+                network.packets_coalesced += 1
             else:
-                heapq.heappush(self._heap, (now + delay, self._sequence, self._deliver, (src, dst), items))
+                network.packets_sent += 1
+                # random() scaled by hand: randint() costs several times more.
+                delay = link.delay_us_min + int(network.rng.random() * link.delay_span_us)
+                packet = list(items)
+                if delay > 0:
+                    self._open_packets[route] = packet
+                self._sequence += 1
+                host = self.hosts.get(dst)
+                if host is not None:
+                    # Straight to the receiving host (hosts are never removed,
+                    # so looking it up now or at delivery is the same).
+                    heapq.heappush(self._heap, (now + delay, self._sequence, host.receive, src, packet))
+                else:
+                    heapq.heappush(self._heap, (now + delay, self._sequence, self._deliver, route, packet))
         else:
             for delay in network.delays_us(src, dst):
                 self._sequence += 1
-                heapq.heappush(self._heap, (now + delay, self._sequence, self._deliver, (src, dst), items))
+                heapq.heappush(self._heap, (now + delay, self._sequence, self._deliver, route, items))
         if self._trace_on:
             described = []
             for item in items:
