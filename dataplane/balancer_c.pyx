@@ -7,12 +7,12 @@ step, is ``dataplane/balancer_py.py``.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memset
 
 from dataplane.conntrack_c cimport (CT_EXPIRED, CT_HITS, CT_INSERTED, CT_MISSES, CT_REMOVED, CT_REOPENED,
-                                    ct_addresses, ct_claim, ct_clear, ct_entry, ct_find, ct_initial_state,
-                                    ct_next_state, ct_ports, ct_reopens, ct_write)
+                                    ct_claim, ct_clear, ct_entry, ct_find, ct_initial_state,
+                                    ct_next_state, ct_ports_of_flow_words, ct_reopens, ct_write)
 from dataplane.flowhash_c cimport (fastrange32, flow_words0, flow_words1, shoal_flow_hash13_many,
                                    shoal_flowhash_simd_level)
 from dataplane.nat_c cimport PARSE_OK, nat_parse, nat_rewrite, parsed_frame
@@ -304,7 +304,8 @@ cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_byt
     classify_chunk(&c, &chunks[0], buffer, buffer_bytes, offsets, lengths, 0, chunk, verdicts)
     for position in range(chunk):
         if chunks[0].kinds[position] != KIND_DONE:
-            prefetch_entry(&c, chunks[0].flows[position], prefetch_depth(&c, &chunks[0], position, misses_likely))
+            prefetch_entry(&c, chunks[0].flows[position],
+                           prefetch_depth(&c, &chunks[0], position, misses_likely))
     while base < count:
         next_chunk = min(<Py_ssize_t>CHUNK_PACKETS, count - base - chunk)
         if next_chunk > 0:
@@ -379,12 +380,17 @@ cdef inline void classify_chunk(kernel_context* c, chunk_state* state, uint8_t* 
 
 
 cdef inline void prefetch_entry(const kernel_context* c, uint64_t flow, uint32_t entries) noexcept nogil:
-    """Prefetch the lines holding the first ``entries`` of a flow's probe window (two per line)."""
-    cdef uint32_t home = fastrange32(<uint32_t>flow, c.capacity)
-    cdef uint32_t line = 0
-    while line < entries:
-        __builtin_prefetch(&c.entries[home + line if home + line < c.capacity else home + line - c.capacity])
-        line += 2
+    """Prefetch the lines holding the first ``entries`` of a flow's probe window (two per line).
+
+    No wraparound test: a prefetch never faults, so a window that wraps just
+    prefetches a line past the table's end (a wasted hint, rare).
+    """
+    cdef uintptr_t home = fastrange32(<uint32_t>flow, c.capacity)
+    cdef uintptr_t address = <uintptr_t>c.entries + home * sizeof(ct_entry)
+    cdef uintptr_t end = address + entries * sizeof(ct_entry)
+    while address < end:
+        __builtin_prefetch(<const void*>address)
+        address += 2 * sizeof(ct_entry)
 
 
 cdef inline uint32_t prefetch_depth(const kernel_context* c, const chunk_state* state, Py_ssize_t position,
@@ -426,10 +432,12 @@ cdef inline bint track_chunk(const kernel_context* c, chunk_state* state, const 
         frame = buffer + offsets[packet]
         if state.kinds[position] == KIND_REQUEST:
             verdicts[packet] = track_request(c, frame, &state.parsed[position], state.targets[position],
-                                             state.flows[position], now_ns)
+                                             state.flows[position], state.words0[position],
+                                             ct_ports_of_flow_words(state.words1[position]), now_ns)
         elif state.kinds[position] == KIND_REPLY:
             verdicts[packet] = track_reply(c, frame, &state.parsed[position], state.targets[position],
-                                           state.flows[position], now_ns)
+                                           state.flows[position], state.words0[position],
+                                           ct_ports_of_flow_words(state.words1[position]), now_ns)
     return 4 * (c.ct_counters[CT_MISSES] - misses_before) >= <uint64_t>chunk
 
 
@@ -444,12 +452,13 @@ cdef inline uint64_t backend_value(const kernel_context* c, int32_t backend) noe
 
 
 cdef inline uint8_t track_request(const kernel_context* c, uint8_t* frame, parsed_frame* parsed,
-                                  int32_t service, uint64_t flow, uint64_t now_ns) noexcept nogil:
+                                  int32_t service, uint64_t flow, uint64_t addresses, uint64_t ports,
+                                  uint64_t now_ns) noexcept nogil:
+    # ``addresses`` and ``ports`` are the entry's key (conntrack_c.pxd): the
+    # flow hash's message words, already built by stage 1.
     cdef uint64_t* counters = c.counters
     cdef uint64_t* ct_counters = c.ct_counters
     cdef ct_entry* entries = c.entries
-    cdef uint64_t addresses = ct_addresses(parsed.source_ip, parsed.destination_ip)
-    cdef uint64_t ports = ct_ports(parsed.protocol, parsed.source_port, parsed.destination_port)
     cdef int64_t index = ct_find(entries, c.capacity, c.window, flow, addresses, ports)
     cdef int32_t backend = -1
     cdef uint64_t value
@@ -515,16 +524,16 @@ cdef inline uint8_t forward(const kernel_context* c, uint8_t* frame, parsed_fram
 
 
 cdef inline uint8_t track_reply(const kernel_context* c, uint8_t* frame, parsed_frame* parsed,
-                                int32_t backend, uint64_t flow, uint64_t now_ns) noexcept nogil:
+                                int32_t backend, uint64_t flow, uint64_t addresses, uint64_t ports,
+                                uint64_t now_ns) noexcept nogil:
+    # The key of the client-side entry (client -> VIP), built by stage 1.
     cdef uint64_t* counters = c.counters
     cdef uint64_t* ct_counters = c.ct_counters
     cdef ct_entry* entries = c.entries
     cdef int64_t service = backend_cell(c, backend, B_SERVICE)
     cdef uint32_t vip = <uint32_t>service_cell(c, service, S_VIP)
     cdef uint32_t vip_port = <uint32_t>service_cell(c, service, S_PORT)
-    cdef int64_t index = ct_find(entries, c.capacity, c.window, flow,
-                                 ct_addresses(parsed.destination_ip, vip),
-                                 ct_ports(parsed.protocol, parsed.destination_port, vip_port))
+    cdef int64_t index = ct_find(entries, c.capacity, c.window, flow, addresses, ports)
     cdef ct_entry* entry
     cdef uint32_t state
     if index >= 0 and entries[index].expires_ns > now_ns and (entries[index].value >> 8) == backend_value(c, backend):

@@ -61,6 +61,11 @@ cdef inline uint64_t ct_ports(uint32_t protocol, uint32_t source_port, uint32_t 
             | ((<uint64_t>(protocol & 0xFF)) << 8) | 1)
 
 
+cdef inline uint64_t ct_ports_of_flow_words(uint64_t words1) noexcept nogil:
+    """``ct_ports`` from the flow hash's second word (sport << 48 | dport << 32 | protocol)."""
+    return (words1 & 0xFFFFFFFF00000000ULL) | ((words1 & 0xFF) << 8) | 1
+
+
 cdef inline int64_t ct_find(ct_entry* table, uint32_t capacity, uint32_t window, uint64_t flow_hash,
                             uint64_t addresses, uint64_t ports) noexcept nogil:
     """Index of the entry of this key in its window, or -1 (expired entries included)."""

@@ -1,0 +1,143 @@
+"""The kernel's chunked pipeline: batches of many chunks agree with the twin; process() checks.
+
+The Cython kernel classifies and hashes chunk k + 1 (SIMD lanes) before it
+tracks chunk k, and prefetches deeper while a burst of new flows misses the
+table.  None of that may show in results: long batches that revisit the same
+flows (within a chunk, across chunks, across batches), evict in a tiny table,
+open with SYNs and answer with replies must give the twin's verdicts, bytes,
+counters and table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+from dataplane import flowhash_c
+from dataplane.balancer import Backend, Balancer, BalancerError, Service
+from dataplane.balancer_strategies import ip_int, tcp_udp_frame
+from dataplane.batch import PacketBatch
+from dataplane.conntrack import Timeouts
+
+CHUNK_PACKETS = 16  # balancer_c.pyx: packets per pipeline stage
+TIMEOUTS = Timeouts(
+    syn_sent_ns=500, established_ns=5000, fin_wait_ns=800, closed_ns=100, udp_ns=3000
+)
+VIP = ip_int("198.18.0.20")
+
+
+def pair(capacity: int, window: int, seed: int) -> list[Balancer]:
+    balancers = []
+    for implementation in ("cython", "python"):
+        balancer = Balancer(
+            seed=seed,
+            conntrack_capacity=capacity,
+            probe_window=window,
+            timeouts=TIMEOUTS,
+            implementation=implementation,
+        )
+        web = [
+            Backend(f"w{i}", f"198.18.1.{i + 1}", 8080, f"02:00:00:00:01:{i:02x}") for i in range(5)
+        ]
+        balancer.add_service(Service("web", "198.18.0.20", 80, vip_mac="02:00:00:00:00:20"), web)
+        balancer.add_service(
+            Service("dns", "198.18.0.20", 53, protocol="udp"),
+            [Backend(f"d{i}", f"198.18.2.{i + 1}", 5353) for i in range(3)],
+        )
+        balancers.append(balancer)
+    return balancers
+
+
+def frame(packet: tuple, balancer: Balancer) -> bytes:
+    kind, client, port, flags = packet
+    client_ip = ip_int(f"192.0.2.{client + 1}")
+    if kind == "tcp":
+        return tcp_udp_frame(client_ip, VIP, 6, 1000 + port, 80, tcp_flags=flags, payload=b"q")
+    if kind == "udp":
+        return tcp_udp_frame(client_ip, VIP, 17, 1000 + port, 53, payload=b"q")
+    # A reply from the backend Maglev picks for the flow (tracked if the flow is).
+    owner = balancer.backend_for_new_flow("web", f"192.0.2.{client + 1}", 1000 + port)
+    backend = next(b for b in balancer.backends("web") if b.name == owner)
+    return tcp_udp_frame(ip_int(backend.ip), client_ip, 6, 8080, 1000 + port, tcp_flags=flags)
+
+
+packets = st.tuples(
+    st.sampled_from(["tcp", "tcp", "udp", "reply"]),
+    st.integers(0, 5),
+    st.integers(0, 7),
+    st.sampled_from([0x02, 0x10, 0x18, 0x11, 0x04, 0x12]),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    capacity=st.sampled_from([4, 16, 64, 4096]),
+    window=st.integers(1, 8),
+    seed=st.integers(0, 2**128 - 1),
+    batches=st.lists(
+        st.tuples(st.integers(0, 900), st.lists(packets, min_size=1, max_size=5 * CHUNK_PACKETS)),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_long_batches_agree_with_the_twin(capacity, window, seed, batches) -> None:
+    note(f"seed={seed} simd={flowhash_c.SIMD_LEVEL}")
+    balancers = pair(capacity, window, seed)
+    now = 0
+    for elapsed, batch_packets in batches:
+        now += elapsed
+        frames = [frame(packet, balancers[0]) for packet in batch_packets]
+        filled = [PacketBatch.from_frames(frames), PacketBatch.from_frames(frames)]
+        verdicts = [b.process(batch, now).tolist() for b, batch in zip(balancers, filled)]
+        assert verdicts[0] == verdicts[1]
+        assert filled[0].frames() == filled[1].frames()
+        assert balancers[0].counters == balancers[1].counters
+        assert (balancers[0].conntrack.table == balancers[1].conntrack.table).all()
+
+
+@pytest.mark.parametrize("count", [1, 15, 16, 17, 31, 32, 33, 255, 256])
+def test_chunk_boundaries_miss_burst_then_hits(count: int) -> None:
+    """New flows (a miss burst, deeper prefetch) then the same flows again (hits), at
+    batch sizes around multiples of the chunk: same results as the twin, all tracked."""
+    balancers = pair(4096, 8, 11)
+    frames = [
+        tcp_udp_frame(ip_int(f"192.0.2.{1 + i % 200}"), VIP, 6, 2000 + i, 80, tcp_flags=0x10)
+        for i in range(count)
+    ]
+    for now, expected in ((1, "forward_new"), (2, "forward_tracked")):
+        filled = [PacketBatch.from_frames(frames), PacketBatch.from_frames(frames)]
+        verdicts = [b.process(batch, now).tolist() for b, batch in zip(balancers, filled)]
+        assert verdicts[0] == verdicts[1] == [1] * count
+        assert filled[0].frames() == filled[1].frames()
+        assert balancers[0].counters == balancers[1].counters
+        assert balancers[0].counters[expected] == count
+    assert (balancers[0].conntrack.table == balancers[1].conntrack.table).all()
+
+
+@pytest.mark.parametrize("implementation", ["cython", "python"])
+def test_process_checks_the_verdict_array(implementation: str) -> None:
+    balancer = pair(64, 8, 1)[0 if implementation == "cython" else 1]
+    frames = [tcp_udp_frame(ip_int("192.0.2.1"), VIP, 6, 1000 + i, 80) for i in range(3)]
+    batch = PacketBatch.from_frames(frames)
+    read_only = np.zeros(3, dtype=np.uint8)
+    read_only.flags.writeable = False
+    bad = [
+        np.zeros(3, dtype=np.int64),  # wrong dtype
+        np.zeros((3, 1), dtype=np.uint8),  # 2-D
+        np.zeros(6, dtype=np.uint8)[::2],  # not contiguous
+        read_only,
+        np.zeros(2, dtype=np.uint8),  # shorter than the batch
+        [0, 0, 0],  # not an array
+    ]
+    for verdicts in bad:
+        with pytest.raises(BalancerError):
+            balancer.process(batch, 1, verdicts)
+    assert balancer.counters["packets"] == 0
+    verdicts = np.zeros(8, dtype=np.uint8)
+    assert balancer.process(batch, 1, verdicts).tolist() == [1, 1, 1]  # a view of the first 3
+    assert balancer.process(batch, 2, verdicts).shape == (3,)
+    with pytest.raises(BalancerError):  # the array it accepted, now too short for a batch
+        balancer.process(PacketBatch.from_frames(frames * 3), 3, verdicts)
+    assert balancer.counters["packets"] == 6
