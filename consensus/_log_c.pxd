@@ -3,6 +3,9 @@
 # Storage implementation may be plugged in (MemoryStorage, DurableStorage,
 # a test's own).
 
+cimport cython
+
+@cython.final
 cdef class RaftLog:
     cdef public object storage
     cdef public list unstable_entries

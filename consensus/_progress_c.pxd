@@ -2,6 +2,9 @@
 # (see consensus/_build_core_c.py): attributes become C slots, the methods the
 # leader calls per message become C-level (vtable) calls from _raft_c.
 
+cimport cython
+
+@cython.final
 cdef class Inflights:
     cdef public object max_messages
     cdef public object max_bytes
@@ -14,6 +17,7 @@ cdef class Inflights:
     cpdef count(self)
     cpdef reset(self)
 
+@cython.final
 cdef class Progress:
     cdef public object match
     cdef public object next
@@ -34,3 +38,7 @@ cdef class Progress:
     cpdef bint maybe_update(self, index)
     cpdef bint maybe_decr_to(self, rejected, match_hint)
     cpdef bint is_paused(self)
+
+cpdef quorum_index(matches)
+cpdef majority(count)
+cpdef tally(voters, dict votes)

@@ -6,9 +6,10 @@
 cimport cython
 
 from consensus._log_c cimport RaftLog
-from consensus._progress_c cimport Progress
+from consensus._progress_c cimport Progress, quorum_index, tally
 from consensus._types_c cimport Entry, HardState, Message, Ready, SoftState
 
+@cython.final  # no subclasses: cpdef calls on self skip the Python-override lookup
 cdef class RaftNode:
     cdef public object config
     cdef public object id
@@ -50,11 +51,19 @@ cdef class RaftNode:
     cdef dict __dict__
 
     cpdef hard_state(self)
+    cpdef soft_state(self)
+    cpdef conf_state(self)
     cpdef bint promotable(self)
+    cpdef _bootstrap(self, voters, learners)
+    cpdef _apply_conf_state(self, conf_state)
+    @cython.locals(pr=Progress)
+    cpdef _sync_progress(self)
+    @cython.locals(pr=Progress, fresh=Progress)
     cpdef _reset(self, term)
     cpdef _become_follower(self, term, lead)
     cpdef _become_pre_candidate(self)
     cpdef _become_candidate(self)
+    @cython.locals(own=Progress)
     cpdef _become_leader(self)
     cpdef _send(self, Message message)
     cpdef tick(self)
@@ -63,6 +72,8 @@ cdef class RaftNode:
     cpdef _tick_heartbeat(self)
     @cython.locals(pr=Progress)
     cpdef bint _quorum_recently_active(self)
+    @cython.locals(entry=Entry)
+    cpdef bint _has_unapplied_conf_change(self)
     cpdef _hup(self, transfer)
     cpdef _campaign(self, pre_vote, transfer)
     cpdef _poll(self, node_id, granted)
@@ -72,11 +83,18 @@ cdef class RaftNode:
     cpdef _step_any(self, Message m)
     @cython.locals(pr=Progress)
     cpdef _step_leader(self, Message m)
+    cpdef _mark_active(self, Progress pr)
+    @cython.locals(pr=Progress)
+    cpdef _leader_transfer(self, target)
     cpdef bint _committed_entry_in_current_term(self)
+    cpdef _leader_read_index(self, Message m)
+    cpdef _serve_read_index(self, Message m)
+    cpdef _respond_read_index(self, Message request, index)
     cpdef _release_pending_read_index(self)
     cpdef bint _maybe_commit(self)
     @cython.locals(entry=Entry)
     cpdef bint _send_append(self, to, Progress pr, bint send_if_empty=*)
+    cpdef bint _send_snapshot(self, to, Progress pr)
     @cython.locals(pr=Progress)
     cpdef _bcast_append(self)
     @cython.locals(pr=Progress)
@@ -86,8 +104,22 @@ cdef class RaftNode:
     cpdef _step_follower(self, Message m)
     cpdef _handle_append(self, Message m)
     cpdef _handle_heartbeat(self, Message m)
+    cpdef _handle_snapshot(self, Message m)
+    cpdef bint _restore(self, snapshot)
     cpdef propose(self, data)
     cpdef _propose_entry(self, entry_type, data)
+    @cython.locals(pr=Progress)
+    cpdef propose_conf_change(self, change)
+    @cython.locals(pr=Progress)
+    cpdef apply_conf_change(self, change)
+    cpdef read_index(self, context)
+    cpdef transfer_leadership(self, target)
+    cpdef campaign(self)
+    @cython.locals(pr=Progress)
+    cpdef report_snapshot(self, node_id, failed)
+    @cython.locals(pr=Progress)
+    cpdef report_unreachable(self, node_id)
+    cpdef force_new_cluster(self)
     @cython.locals(log=RaftLog, prev_hard=HardState, prev_soft=SoftState)
     cpdef bint has_ready(self)
     @cython.locals(log=RaftLog, prev_soft=SoftState, previous=HardState)

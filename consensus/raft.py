@@ -98,6 +98,10 @@ _ROLE_PRE_CANDIDATE = StateRole.PRE_CANDIDATE
 _PR_PROBE = ProgressState.PROBE
 _PR_REPLICATE = ProgressState.REPLICATE
 _PR_SNAPSHOT = ProgressState.SNAPSHOT
+_ENTRY_NORMAL = EntryType.NORMAL
+_ENTRY_CONF_CHANGE = EntryType.CONF_CHANGE
+_READ_SAFE = ReadOnlyOption.SAFE
+_READ_UNSAFE_NO_READ_INDEX = ReadOnlyOption.UNSAFE_NO_READ_INDEX
 
 
 class ConfigError(RaftError, ValueError):
@@ -448,7 +452,10 @@ class RaftNode:
             pending = self.log.slice(lo, self.log.committed + 1)
         except (Compacted, Unavailable):
             return False
-        return any(entry.type == EntryType.CONF_CHANGE for entry in pending)
+        for entry in pending:  # a loop: no closures in compiled methods
+            if entry.type == _ENTRY_CONF_CHANGE:
+                return True
+        return False
 
     def _hup(self, transfer: bool) -> None:
         if self.role == _ROLE_LEADER or not self.promotable():
@@ -672,7 +679,7 @@ class RaftNode:
             pr.msg_app_flow_paused = False
             if pr.match < self.log.last_index() or pr.state == _PR_PROBE:
                 self._send_append(m.frm, pr)
-            if self.config.read_only_option != ReadOnlyOption.SAFE or not m.context:
+            if self.config.read_only_option is not _READ_SAFE or not m.context:
                 return
             acks = self.read_only.recv_ack(m.frm, m.context)
             if len(acks & self.voters) < len(self.voters) // 2 + 1:
@@ -723,7 +730,7 @@ class RaftNode:
 
     def _serve_read_index(self, m: Message) -> None:
         option = self.config.read_only_option
-        if option == ReadOnlyOption.SAFE:
+        if option is _READ_SAFE:
             if self.read_only.add_request(self.log.committed, m):
                 self.read_only.recv_ack(self.id, m.context)
                 self._bcast_heartbeat(m.context)
@@ -944,7 +951,7 @@ class RaftNode:
         """Append ``data`` as a new entry on the leader; returns its index.
         Raises NotLeader (with a hint), ProposalDropped or
         UncommittedLimitExceeded.  Committed-ness is learnt by applying."""
-        return self._propose_entry(EntryType.NORMAL, bytes(data))
+        return self._propose_entry(_ENTRY_NORMAL, bytes(data))
 
     def _propose_entry(self, entry_type: EntryType, data: bytes) -> int:
         if self.role != _ROLE_LEADER:
@@ -1020,7 +1027,7 @@ class RaftNode:
         context = bytes(context)
         if not context:
             raise ValueError("read_index needs a non-empty, unique context")
-        if self.config.read_only_option == ReadOnlyOption.UNSAFE_NO_READ_INDEX:
+        if self.config.read_only_option is _READ_UNSAFE_NO_READ_INDEX:
             # PLANTED BUG (tests only): serve from the local commit index.
             self.read_states.append(ReadState(self.log.committed, context))
             return

@@ -177,9 +177,9 @@ def test_stale_or_missing_build_selects_the_twin(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SHOAL_PURE", "1")
     assert select_c._decide() == "python"
     monkeypatch.delenv("SHOAL_PURE")
-    monkeypatch.setattr(select_c.importlib.util, "find_spec", lambda name: None)
-    assert select_c._decide() == "python"  # not built
-    monkeypatch.undo()
+    with monkeypatch.context() as patched:
+        patched.setattr(select_c.importlib.util, "find_spec", lambda name: None)
+        assert select_c._decide() == "python"  # not built
     if select_c._decide() != "cython":
         pytest.skip("compiled Raft core not built")
     monkeypatch.setattr(select_c, "_source_sha256", lambda name: "0" * 64)
