@@ -152,7 +152,7 @@ cdef class Kernel:
     cdef uint64_t[::1] ct_counters
     cdef uint64_t[::1] counters
     cdef uint64_t k0, k1
-    cdef bint misses_likely  # a prefetch hint carried between batches (see prefetch_depth)
+    cdef bint misses_likely  # a prefetch hint carried between batches (see classify_chunk)
     cdef readonly object arrays  # keeps every array alive as long as the views
     cdef object cached_buffer, cached_offsets, cached_lengths, cached_verdicts
     cdef uint8_t[::1] buffer_view
@@ -276,6 +276,8 @@ ctypedef struct chunk_state:
     uint64_t flows[CHUNK_PACKETS]
     int32_t targets[CHUNK_PACKETS]  # service of a request, backend of a reply
     uint8_t kinds[CHUNK_PACKETS]
+    uintptr_t prefetch_first[CHUNK_PACKETS]  # the lines of the packet's window to prefetch: [first, end)
+    uintptr_t prefetch_end[CHUNK_PACKETS]
     uint64_t last_key  # the service lookup carried over from the previous chunk
     int32_t last_target
 
@@ -301,20 +303,18 @@ cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_byt
     # Whether the last chunk mostly missed; carried over from the last batch.
     cdef bint misses_likely = c.misses_likely[0]
     chunk = min(<Py_ssize_t>CHUNK_PACKETS, count)
-    classify_chunk(&c, &chunks[0], buffer, buffer_bytes, offsets, lengths, 0, chunk, verdicts)
+    classify_chunk(&c, &chunks[0], buffer, buffer_bytes, offsets, lengths, 0, chunk, verdicts, misses_likely)
     for position in range(chunk):
-        if chunks[0].kinds[position] != KIND_DONE:
-            prefetch_entry(&c, chunks[0].flows[position],
-                           prefetch_depth(&c, &chunks[0], position, misses_likely))
+        prefetch_lines(chunks[0].prefetch_first[position], chunks[0].prefetch_end[position])
     while base < count:
         next_chunk = min(<Py_ssize_t>CHUNK_PACKETS, count - base - chunk)
         if next_chunk > 0:
             chunks[1 - current].last_key = chunks[current].last_key
             chunks[1 - current].last_target = chunks[current].last_target
             classify_chunk(&c, &chunks[1 - current], buffer, buffer_bytes, offsets, lengths, base + chunk,
-                           next_chunk, verdicts)
-        misses_likely = track_chunk(&c, &chunks[current], &chunks[1 - current], next_chunk, misses_likely,
-                                    buffer, offsets, base, chunk, verdicts, now_ns)
+                           next_chunk, verdicts, misses_likely)
+        misses_likely = track_chunk(&c, &chunks[current], &chunks[1 - current], next_chunk, buffer, offsets,
+                                    base, chunk, verdicts, now_ns)
         base += chunk
         chunk = next_chunk
         current = 1 - current
@@ -323,8 +323,8 @@ cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_byt
 
 cdef inline void classify_chunk(kernel_context* c, chunk_state* state, uint8_t* buffer, Py_ssize_t buffer_bytes,
                                 const uint32_t* offsets, const uint32_t* lengths, Py_ssize_t base,
-                                Py_ssize_t chunk, uint8_t* verdicts) noexcept nogil:
-    """Stage 1: parse, classify, hash and prefetch; verdicts of frames that stop here."""
+                                Py_ssize_t chunk, uint8_t* verdicts, bint misses_likely) noexcept nogil:
+    """Stage 1: parse, classify, hash, and find the lines to prefetch; verdicts of frames that stop here."""
     cdef Py_ssize_t packet, position
     cdef int status
     cdef uint8_t* frame
@@ -334,6 +334,8 @@ cdef inline void classify_chunk(kernel_context* c, chunk_state* state, uint8_t* 
     cdef uint32_t vip, vip_port
     cdef parsed_frame* p
     cdef uint64_t key
+    cdef uint32_t hit_entries = min(c.window, <uint32_t>HIT_PREFETCH_ENTRIES)
+    cdef uintptr_t home
     for position in range(chunk):
         packet = base + position
         state.kinds[position] = KIND_DONE
@@ -377,42 +379,37 @@ cdef inline void classify_chunk(kernel_context* c, chunk_state* state, uint8_t* 
             state.words1[position] = flow_words1(p.protocol, p.destination_port, vip_port)
         state.targets[position] = target
     shoal_flow_hash13_many(c.k0, c.k1, state.words0, state.words1, state.flows, <size_t>chunk, c.simd_level)
+    # The lines of each packet's probe window to prefetch (two entries per
+    # line).  A hit usually stops in the first line of its window, but a miss
+    # scans the whole window (no tombstones, see conntrack_c.pxd) before it
+    # claims a slot: prefetching two lines left a miss waiting on memory for
+    # the rest, and the whole window for every packet cost hits as much.  So
+    # the whole window for a client SYN (a new connection) or while the last
+    # chunk mostly missed (a burst of new flows), else two lines.  No
+    # wraparound test: a prefetch never faults, so a window that wraps only
+    # prefetches a line past the table's end (a wasted hint, rare).
+    for position in range(chunk):
+        home = <uintptr_t>c.entries + (<uintptr_t>fastrange32(<uint32_t>state.flows[position], c.capacity)
+                                       * sizeof(ct_entry))
+        state.prefetch_first[position] = home
+        if state.kinds[position] == KIND_DONE:
+            state.prefetch_end[position] = home
+        elif misses_likely or (state.kinds[position] == KIND_REQUEST and state.parsed[position].protocol == 6
+                               and (state.parsed[position].tcp_flags & 0x12) == 0x02):
+            state.prefetch_end[position] = home + c.window * sizeof(ct_entry)
+        else:
+            state.prefetch_end[position] = home + hit_entries * sizeof(ct_entry)
 
 
-cdef inline void prefetch_entry(const kernel_context* c, uint64_t flow, uint32_t entries) noexcept nogil:
-    """Prefetch the lines holding the first ``entries`` of a flow's probe window (two per line).
-
-    No wraparound test: a prefetch never faults, so a window that wraps just
-    prefetches a line past the table's end (a wasted hint, rare).
-    """
-    cdef uintptr_t home = fastrange32(<uint32_t>flow, c.capacity)
-    cdef uintptr_t address = <uintptr_t>c.entries + home * sizeof(ct_entry)
-    cdef uintptr_t end = address + entries * sizeof(ct_entry)
+cdef inline void prefetch_lines(uintptr_t address, uintptr_t end) noexcept nogil:
+    """Prefetch every other entry (one per cache line) from ``address`` up to ``end``."""
     while address < end:
         __builtin_prefetch(<const void*>address)
         address += 2 * sizeof(ct_entry)
 
 
-cdef inline uint32_t prefetch_depth(const kernel_context* c, const chunk_state* state, Py_ssize_t position,
-                                    bint misses_likely) noexcept nogil:
-    """How many entries of this packet's window to prefetch (a hint only: no effect on results).
-
-    A hit usually stops in the first line of its window, but a miss scans the
-    whole window (no tombstones, see conntrack_c.pxd) before claiming a slot:
-    prefetching only two lines left a miss waiting on memory for the rest,
-    and prefetching every line for every packet cost hits as much.  So the
-    whole window for a client SYN (a new connection) or while the previous
-    chunk mostly missed (a burst of new flows), else two lines.
-    """
-    cdef const parsed_frame* parsed = &state.parsed[position]
-    if misses_likely or (state.kinds[position] == KIND_REQUEST and parsed.protocol == 6
-                         and (parsed.tcp_flags & 0x12) == 0x02):
-        return c.window
-    return min(c.window, <uint32_t>HIT_PREFETCH_ENTRIES)
-
-
 cdef inline bint track_chunk(const kernel_context* c, chunk_state* state, const chunk_state* upcoming,
-                             Py_ssize_t upcoming_chunk, bint misses_likely, uint8_t* buffer,
+                             Py_ssize_t upcoming_chunk, uint8_t* buffer,
                              const uint32_t* offsets, Py_ssize_t base, Py_ssize_t chunk, uint8_t* verdicts,
                              uint64_t now_ns) noexcept nogil:
     """Stage 2: track and rewrite, in packet order, the frames stage 1 classified.
@@ -426,8 +423,8 @@ cdef inline bint track_chunk(const kernel_context* c, chunk_state* state, const 
     cdef uint8_t* frame
     cdef uint64_t misses_before = c.ct_counters[CT_MISSES]
     for position in range(chunk):
-        if position < upcoming_chunk and upcoming.kinds[position] != KIND_DONE:
-            prefetch_entry(c, upcoming.flows[position], prefetch_depth(c, upcoming, position, misses_likely))
+        if position < upcoming_chunk:
+            prefetch_lines(upcoming.prefetch_first[position], upcoming.prefetch_end[position])
         packet = base + position
         frame = buffer + offsets[packet]
         if state.kinds[position] == KIND_REQUEST:
