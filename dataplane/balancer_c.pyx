@@ -133,6 +133,17 @@ ctypedef struct kernel_context:
     bint* misses_likely  # the Kernel's: whether the last chunk processed mostly missed
 
 
+cdef inline bint plain_array(object candidate, int type_number, bint writable):
+    """A 1-D, C-contiguous, aligned, native-order numpy array of this item type (and writable if asked)."""
+    cdef cnp.ndarray array
+    if not isinstance(candidate, cnp.ndarray):
+        return False
+    array = <cnp.ndarray>candidate
+    return (cnp.PyArray_TYPE(array) == type_number and cnp.PyArray_NDIM(array) == 1
+            and cnp.PyArray_ISNOTSWAPPED(array)
+            and (cnp.PyArray_ISCARRAY(array) if writable else cnp.PyArray_ISCARRAY_RO(array)))
+
+
 cdef class Kernel:
     """Typed views of the balancer's arrays; ``process`` runs batches over them."""
 
@@ -194,29 +205,57 @@ cdef class Kernel:
 
     def process(self, buffer, offsets, lengths, Py_ssize_t count, verdicts, uint64_t now_ns) -> None:
         """Balance the first ``count`` frames in place; one verdict per frame."""
-        # A driver passes the same batch arrays again and again: keep their
-        # typed views instead of validating four buffers per call (about 1 us,
-        # several ns per packet of a 256-packet batch).
-        if buffer is not self.cached_buffer:
-            self.buffer_view = buffer
-            self.cached_buffer = buffer
-        if offsets is not self.cached_offsets:
-            self.offsets_view = offsets
-            self.cached_offsets = offsets
-        if lengths is not self.cached_lengths:
-            self.lengths_view = lengths
-            self.cached_lengths = lengths
-        if verdicts is not self.cached_verdicts:
-            self.verdicts_view = verdicts
-            self.cached_verdicts = verdicts
-        if (count < 0 or count > self.offsets_view.shape[0] or count > self.lengths_view.shape[0]
-                or count > self.verdicts_view.shape[0]):
+        cdef uint8_t* buffer_data
+        cdef const uint32_t* offsets_data
+        cdef const uint32_t* lengths_data
+        cdef uint8_t* verdicts_data
+        cdef Py_ssize_t buffer_bytes, slots
+        if (plain_array(buffer, cnp.NPY_UINT8, True) and plain_array(offsets, cnp.NPY_UINT32, False)
+                and plain_array(lengths, cnp.NPY_UINT32, False) and plain_array(verdicts, cnp.NPY_UINT8, True)):
+            # The arrays of a PacketBatch: pointers and lengths straight from
+            # the array headers.  A typed memoryview costs about 150 ns to
+            # acquire, and a driver rotating through a ring of batches
+            # acquired three per call (about 1.7 ns per packet of 256).
+            buffer_data = <uint8_t*>cnp.PyArray_DATA(<cnp.ndarray>buffer)
+            buffer_bytes = cnp.PyArray_DIMS(<cnp.ndarray>buffer)[0]
+            offsets_data = <const uint32_t*>cnp.PyArray_DATA(<cnp.ndarray>offsets)
+            lengths_data = <const uint32_t*>cnp.PyArray_DATA(<cnp.ndarray>lengths)
+            verdicts_data = <uint8_t*>cnp.PyArray_DATA(<cnp.ndarray>verdicts)
+            slots = min(cnp.PyArray_DIMS(<cnp.ndarray>offsets)[0], cnp.PyArray_DIMS(<cnp.ndarray>lengths)[0],
+                        cnp.PyArray_DIMS(<cnp.ndarray>verdicts)[0])
+        else:
+            # Any other buffer: typed views (which check the item types), kept
+            # while the driver passes the same objects again.
+            if buffer is not self.cached_buffer:
+                self.buffer_view = buffer
+                self.cached_buffer = buffer
+            if offsets is not self.cached_offsets:
+                self.offsets_view = offsets
+                self.cached_offsets = offsets
+            if lengths is not self.cached_lengths:
+                self.lengths_view = lengths
+                self.cached_lengths = lengths
+            if verdicts is not self.cached_verdicts:
+                self.verdicts_view = verdicts
+                self.cached_verdicts = verdicts
+            slots = min(self.offsets_view.shape[0], self.lengths_view.shape[0], self.verdicts_view.shape[0])
+            if count < 0 or count > slots:
+                raise ValueError(f"process: count {count} outside the batch arrays")
+            if count == 0:
+                return
+            # count >= 1, so the three per-packet views are not empty; an empty
+            # buffer is never read (a frame is outside it, a bad slot, or empty).
+            buffer_bytes = self.buffer_view.shape[0]
+            buffer_data = &self.buffer_view[0] if buffer_bytes else NULL
+            offsets_data = &self.offsets_view[0]
+            lengths_data = &self.lengths_view[0]
+            verdicts_data = &self.verdicts_view[0]
+        if count < 0 or count > slots:
             raise ValueError(f"process: count {count} outside the batch arrays")
         if count == 0:
             return
         with nogil:
-            self._process(&self.buffer_view[0], self.buffer_view.shape[0], &self.offsets_view[0],
-                          &self.lengths_view[0], count, &self.verdicts_view[0], now_ns)
+            self._process(buffer_data, buffer_bytes, offsets_data, lengths_data, count, verdicts_data, now_ns)
 
     cdef void _process(self, uint8_t* buffer, Py_ssize_t buffer_bytes, const uint32_t* offsets,
                        const uint32_t* lengths, Py_ssize_t count, uint8_t* verdicts,

@@ -141,3 +141,41 @@ def test_process_checks_the_verdict_array(implementation: str) -> None:
     with pytest.raises(BalancerError):  # the array it accepted, now too short for a batch
         balancer.process(PacketBatch.from_frames(frames * 3), 3, verdicts)
     assert balancer.counters["packets"] == 6
+
+
+def test_kernel_takes_other_buffers_like_numpy_arrays() -> None:
+    """Numpy arrays take the header fast path; any other buffer (or a byte-swapped or
+    strided array) the typed-view path; both balance the same frames the same way."""
+    import array
+
+    frames = [tcp_udp_frame(ip_int("192.0.2.9"), VIP, 6, 3000 + i, 80) for i in range(40)]
+    results = []
+    for shape in ("numpy", "buffers"):
+        balancer = pair(256, 8, 7)[0]
+        batch = PacketBatch.from_frames(frames)
+        verdicts = np.zeros(40, dtype=np.uint8)
+        if shape == "numpy":
+            arguments = (batch.buffer, batch.offsets, batch.lengths, verdicts)
+        else:
+            arguments = (
+                bytearray(batch.buffer.tobytes()),
+                array.array("I", batch.offsets.tolist()),
+                memoryview(array.array("I", batch.lengths.tolist())),
+                bytearray(40),
+            )
+        kernel = balancer._kernel
+        with pytest.raises(ValueError):
+            kernel.process(*arguments[:3], 41, arguments[3], 1)
+        with pytest.raises(ValueError):
+            kernel.process(*arguments[:3], -1, arguments[3], 1)
+        kernel.process(*arguments[:3], 0, arguments[3], 1)
+        kernel.process(*arguments[:3], 40, arguments[3], 1)
+        results.append((bytes(arguments[0]), bytes(arguments[3]), balancer.counters))
+    assert results[0] == results[1]
+    assert results[0][1] == bytes([1] * 40)
+    swapped = PacketBatch.from_frames(frames)
+    big_endian = swapped.offsets.astype(">u4")
+    with pytest.raises(ValueError):  # a big-endian offsets array is not read as native
+        pair(256, 8, 7)[0]._kernel.process(
+            swapped.buffer, big_endian, swapped.lengths, 40, np.zeros(40, np.uint8), 1
+        )
