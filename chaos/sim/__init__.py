@@ -60,6 +60,12 @@ another leader's entry, node down) or "timeout" (unknown outcome; after
 once (co-located client); a paused node queues them.
 ``transfer_leadership(node, target)``.
 
+Network: a node's sends to one destination at one instant over a plain link
+(no loss/dup/reorder) share one packet and one delay draw (writes flushed
+together on a connection); faulty links keep one packet per send.
+``network.packets_sent`` counts packets, ``packets_coalesced`` the sends that
+joined one.
+
 Faults: crash(node, lose_unsynced=False), restart(node), pause(node),
 resume(node), partition(*groups) (symmetric), isolate(node), block(src, dst)
 (one-way), heal(), set_link(src, dst, LinkConfig(delay_us_min, delay_us_max,

@@ -1,10 +1,14 @@
 """The simulated network: per-link delay, loss, duplication, reordering and
 partitions (symmetric or one-way).
 
-A packet is whatever one ``send`` hands over (the simulator sends each
-Ready's messages for one destination as one packet, like one write on a TCP
-connection).  Partitions are checked when a packet is sent AND when it would
-be delivered, so cutting a link also drops what was in flight on it.
+A packet is what one node sends another at one virtual instant: each
+Ready's messages for one destination, plus anything else the node sends
+there at the same instant over a plain link (no loss, duplication or
+reordering), like writes flushed together on one TCP connection.  On a
+faulty link every send is its own packet, so loss, duplication and
+reordering apply per send as configured.  Partitions are checked when a
+packet is sent AND when it would be delivered, so cutting a link also drops
+what was in flight on it.
 """
 from __future__ import annotations
 
