@@ -2,8 +2,11 @@
 
 One ``Kernel`` holds typed views of the balancer's arrays (built by
 ``dataplane.balancer.Balancer``); ``process`` runs a whole batch without the
-GIL.  The twin with the same API, and the readable specification of every
-step, is ``dataplane/balancer_py.py``.
+GIL, in chunks of 16 packets pipelined in two stages (``process_batch``):
+parse, classify and hash a chunk (SIMD lanes) and prefetch its tracking
+entries, then track and rewrite the previous chunk.  The twin with the same
+API, and the readable specification of every step, is
+``dataplane/balancer_py.py``; the results are the same packet by packet.
 """
 import numpy as np
 cimport numpy as cnp

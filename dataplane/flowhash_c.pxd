@@ -3,9 +3,18 @@
 
     from dataplane.flowhash_c cimport siphash24_bytes, flow_hash13
 
-Every function is ``cdef inline ... noexcept nogil``: each kernel that cimports
-this file compiles its own copy, so no call crosses a module boundary on the
-per-packet path.  The readable specification is ``dataplane/flowhash_py.py``.
+Every function is ``cdef inline ... noexcept nogil`` (or static C): each kernel
+that cimports this file compiles its own copy, so no call crosses a module
+boundary on the per-packet path.  The readable specification is
+``dataplane/flowhash_py.py``.
+
+Kernels that hash many flows at once build the two message words of each
+(``flow_words0``/``flow_words1``) and call ``shoal_flow_hash13_many``, which
+runs SipHash-1-3 in 8 (AVX-512F) or 4 (AVX2) lanes where the CPU has them
+(``shoal_flowhash_simd_level``, checked once per module) and one flow at a
+time otherwise: the same values at every level (tests/dataplane checks the
+lane widths against the twin).  The flow hash stays keyed SipHash: a client
+who does not know the cluster seed cannot aim flows at one backend.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
