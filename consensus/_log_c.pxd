@@ -1,13 +1,16 @@
 # Augmenting declarations for the compiled copy of consensus/log.py (see
 # consensus/_build_core_c.py).  ``storage`` stays an untyped object: any
 # Storage implementation may be plugged in (MemoryStorage, DurableStorage,
-# a test's own).
+# a test's own); ``memory_storage`` is the typed fast path for MemoryStorage.
 
 cimport cython
+
+from consensus._storage_c cimport MemoryStorage, limit_size
 
 @cython.final
 cdef class RaftLog:
     cdef public object storage
+    cdef public MemoryStorage memory_storage  # storage itself when it is one, else None
     cdef public list unstable_entries
     cdef public object unstable_offset
     cdef public object unstable_snapshot
@@ -15,9 +18,13 @@ cdef class RaftLog:
     cdef public object applied
 
     cpdef describe(self)
+    @cython.locals(memory=MemoryStorage)
     cpdef first_index(self)
+    @cython.locals(memory=MemoryStorage)
     cpdef last_index(self)
+    @cython.locals(memory=MemoryStorage)
     cpdef persisted_last_index(self)
+    @cython.locals(memory=MemoryStorage)
     cpdef term(self, index)
     cpdef term_or_zero(self, index)
     cpdef last_term(self)
@@ -27,6 +34,7 @@ cdef class RaftLog:
     cpdef find_conflict_by_term(self, index, term)
     cpdef maybe_append(self, index, log_term, committed, entries)
     cpdef append(self, entries)
+    @cython.locals(memory=MemoryStorage)
     cpdef slice(self, lo, hi, max_size_bytes=*)
     cpdef entries_from(self, index, max_size_bytes=*)
     cpdef snapshot(self)

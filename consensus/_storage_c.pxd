@@ -2,6 +2,8 @@
 # consensus/_build_core_c.py).  The fields stay public: DurableStorage (a
 # Python subclass) reads and writes them.
 
+cpdef list limit_size(entries, max_size_bytes)
+
 cdef class MemoryStorage:
     cdef public object _hard_state
     cdef public object _snapshot

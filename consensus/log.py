@@ -9,15 +9,22 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from consensus.errors import Compacted, InvariantViolation, Unavailable
-from consensus.storage import Storage, limit_size
+from consensus.storage import MemoryStorage, Storage, limit_size
 from consensus.types import Entry, Snapshot
 
 
 class RaftLog:
-    __slots__ = ("storage", "unstable_entries", "unstable_offset", "unstable_snapshot", "committed", "applied")
+    __slots__ = (
+        "storage", "memory_storage", "unstable_entries", "unstable_offset", "unstable_snapshot", "committed", "applied",
+    )
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        # The same object when it is a MemoryStorage (the simulator's and the
+        # durable server's): the compiled core types this field, so its reads
+        # below become C calls instead of Python method calls.  None for any
+        # other Storage implementation, which is read through ``storage``.
+        self.memory_storage: Optional[MemoryStorage] = storage if isinstance(storage, MemoryStorage) else None
         first = storage.first_index()
         last = storage.last_index()
         self.unstable_entries: list[Entry] = []
@@ -39,6 +46,9 @@ class RaftLog:
     def first_index(self) -> int:
         if self.unstable_snapshot is not None:
             return self.unstable_snapshot.metadata.index + 1
+        memory = self.memory_storage
+        if memory is not None:
+            return memory.first_index()
         return self.storage.first_index()
 
     def last_index(self) -> int:
@@ -46,13 +56,18 @@ class RaftLog:
             return self.unstable_offset + len(self.unstable_entries) - 1
         if self.unstable_snapshot is not None:
             return self.unstable_snapshot.metadata.index
+        memory = self.memory_storage
+        if memory is not None:
+            return memory.last_index()
         return self.storage.last_index()
 
     def persisted_last_index(self) -> int:
         """Last index whose entry (with its current term) is on stable storage."""
         if self.unstable_snapshot is not None:
             return 0  # the stable log is about to be replaced wholesale
-        return min(self.unstable_offset - 1, self.storage.last_index())
+        memory = self.memory_storage
+        stored_last = memory.last_index() if memory is not None else self.storage.last_index()
+        return min(self.unstable_offset - 1, stored_last)
 
     def term(self, index: int) -> int:
         """Term at ``index``; raises Compacted / Unavailable outside the log."""
@@ -65,8 +80,9 @@ class RaftLog:
             # Second fast path: a stable index.  Storage answers whenever the
             # checks below would pass (same dummy, and index < offset <= last+1);
             # if it raises, fall through so the exceptions are exactly ours.
+            memory = self.memory_storage
             try:
-                return self.storage.term(index)
+                return memory.term(index) if memory is not None else self.storage.term(index)
             except (Compacted, Unavailable):
                 pass
         dummy = self.first_index() - 1
@@ -176,7 +192,11 @@ class RaftLog:
         out: list[Entry] = []
         offset = self.unstable_offset
         if lo < offset:
-            out = self.storage.entries(lo, min(hi, offset), max_size_bytes)
+            memory = self.memory_storage
+            if memory is not None:
+                out = memory.entries(lo, min(hi, offset), max_size_bytes)
+            else:
+                out = self.storage.entries(lo, min(hi, offset), max_size_bytes)
             if len(out) < min(hi, offset) - lo:
                 return out  # size limit hit inside storage
         if hi > offset:

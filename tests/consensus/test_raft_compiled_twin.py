@@ -160,7 +160,7 @@ def test_one_core_per_process() -> None:
 def test_build_copy_is_the_source_mechanically_changed() -> None:
     source = (REPOSITORY / "consensus" / "log.py").read_text(encoding="utf-8")
     copy = build_core_c.transform(source)
-    assert "from consensus._storage_c import Storage, limit_size" in copy
+    assert "from consensus._storage_c import MemoryStorage, Storage, limit_size" in copy
     assert "from consensus._types_c import Entry, Snapshot" in copy
     assert "compiled twin" not in copy and "swap_in" not in copy
     assert "__slots__" not in copy
