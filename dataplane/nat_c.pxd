@@ -71,11 +71,50 @@ cdef extern from *:
     #endif
         memcpy(pointer, &value, 4);
     }
+    /* Fields as they lie in the frame (network byte order), unswapped. */
+    static inline uint32_t shoal_nat_raw16(const uint8_t *pointer) {
+        uint16_t value;
+        memcpy(&value, pointer, 2);
+        return value;
+    }
+    static inline uint32_t shoal_nat_raw32(const uint8_t *pointer) {
+        uint32_t value;
+        memcpy(&value, pointer, 4);
+        return value;
+    }
+    static inline void shoal_nat_put_raw16(uint8_t *pointer, uint32_t value32) {
+        uint16_t value = (uint16_t)value32;
+        memcpy(pointer, &value, 2);
+    }
+    static inline void shoal_nat_put_raw32(uint8_t *pointer, uint32_t value) {
+        memcpy(pointer, &value, 4);
+    }
+    /* A host-order value as the frame holds it (what shoal_nat_raw* load). */
+    static inline uint32_t shoal_nat_network16(uint32_t value) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        return __builtin_bswap16((uint16_t)value);
+    #else
+        return value & 0xFFFF;
+    #endif
+    }
+    static inline uint32_t shoal_nat_network32(uint32_t value) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        return __builtin_bswap32(value);
+    #else
+        return value;
+    #endif
+    }
     """
     uint32_t shoal_nat_load16(const uint8_t* pointer) nogil
     uint32_t shoal_nat_load32(const uint8_t* pointer) nogil
     void shoal_nat_store16(uint8_t* pointer, uint32_t value) nogil
     void shoal_nat_store32(uint8_t* pointer, uint32_t value) nogil
+    uint32_t shoal_nat_raw16(const uint8_t* pointer) nogil
+    uint32_t shoal_nat_raw32(const uint8_t* pointer) nogil
+    void shoal_nat_put_raw16(uint8_t* pointer, uint32_t value) nogil
+    void shoal_nat_put_raw32(uint8_t* pointer, uint32_t value) nogil
+    uint32_t shoal_nat_network16(uint32_t value) nogil
+    uint32_t shoal_nat_network32(uint32_t value) nogil
 
 
 cdef inline uint32_t load16(const uint8_t* pointer) noexcept nogil:
@@ -151,7 +190,7 @@ cdef inline uint32_t checksum_update(uint32_t check, uint32_t old_address, uint3
 
 
 cdef inline uint32_t checksum_apply(uint32_t check, uint64_t delta) noexcept nogil:
-    """HC' = ~(~HC + delta) (RFC 1624 eqn. 3), delta a sum of at most six 16-bit words.
+    """HC' = ~(~HC + delta) (RFC 1624 eqn. 3), delta below 2**18 + 2**17.
 
     Same result as ``checksum_update`` (including 0 written as 0xFFFF): the
     sum is below 2**19, so two end-around-carry folds reach 16 bits.
@@ -168,37 +207,37 @@ cdef inline void nat_rewrite(uint8_t* frame, parsed_frame* parsed, bint destinat
                              uint32_t new_port, int64_t new_mac) noexcept nogil:
     """Rewrite the destination (request) or source (reply) address, port and MAC.
 
-    The address change is summed once (~m + m' over its two 16-bit words) and
-    applied to both checksums; the L4 one adds the port change (RFC 1624).
+    The address change is summed once (~m + m') and applied to both
+    checksums; the L4 one adds the port change (RFC 1624).  All of it on the
+    fields as they lie in the frame, in network byte order, unswapped: a
+    ones'-complement sum of byte-swapped words is the byte-swapped sum
+    (RFC 1071, section 2(B)), so the stored checksums are the same bytes.
+    The 32-bit address enters the sum whole: 2**16 = 1 modulo 0xFFFF, so it
+    counts as its two 16-bit words, and the sum is zero only when they are.
     """
     cdef uint32_t address_offset = parsed.l3 + (16 if destination else 12)
     cdef uint32_t port_offset = parsed.l4 + (2 if destination else 0)
-    cdef uint32_t old_ip, old_port
+    cdef uint32_t new_ip_raw = shoal_nat_network32(new_ip)
+    cdef uint32_t new_port_raw = shoal_nat_network16(new_port)
     cdef uint32_t check_offset, check
     cdef uint64_t address_delta, port_delta
     cdef uint8_t* mac
-    if destination:
-        old_ip = parsed.destination_ip
-        old_port = parsed.destination_port
-    else:
-        old_ip = parsed.source_ip
-        old_port = parsed.source_port
-    address_delta = ((~(old_ip >> 16) & 0xFFFF) + (new_ip >> 16)
-                     + (~old_ip & 0xFFFF) + (new_ip & 0xFFFF))
-    port_delta = (~old_port & 0xFFFF) + (new_port & 0xFFFF)
+    address_delta = <uint64_t>(~shoal_nat_raw32(frame + address_offset)) + new_ip_raw
+    address_delta = (address_delta & 0xFFFF) + (address_delta >> 16)  # below 2**18
+    port_delta = (~shoal_nat_raw16(frame + port_offset) & 0xFFFF) + new_port_raw
     # IPv4 header checksum covers the address only.
-    check = load16(frame + parsed.l3 + 10)
-    store16(frame + parsed.l3 + 10, checksum_apply(check, address_delta))
+    check = shoal_nat_raw16(frame + parsed.l3 + 10)
+    shoal_nat_put_raw16(frame + parsed.l3 + 10, checksum_apply(check, address_delta))
     # TCP/UDP checksums cover the pseudo-header (addresses) and the ports.
     check_offset = parsed.l4 + (16 if parsed.protocol == 6 else 6)
-    check = load16(frame + check_offset)
+    check = shoal_nat_raw16(frame + check_offset)
     if parsed.protocol == 6:
-        store16(frame + check_offset, checksum_apply(check, address_delta + port_delta))
+        shoal_nat_put_raw16(frame + check_offset, checksum_apply(check, address_delta + port_delta))
     elif check != 0:  # RFC 768: UDP checksum 0 means "none"; keep it none
         check = checksum_apply(check, address_delta + port_delta)
-        store16(frame + check_offset, check if check != 0 else 0xFFFF)
-    store32(frame + address_offset, new_ip)
-    store16(frame + port_offset, new_port)
+        shoal_nat_put_raw16(frame + check_offset, check if check != 0 else 0xFFFF)
+    shoal_nat_put_raw32(frame + address_offset, new_ip_raw)
+    shoal_nat_put_raw16(frame + port_offset, new_port_raw)
     if new_mac >= 0:
         mac = frame + (0 if destination else 6)
         store16(mac, <uint32_t>(new_mac >> 32))

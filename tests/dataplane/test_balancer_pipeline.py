@@ -179,3 +179,41 @@ def test_kernel_takes_other_buffers_like_numpy_arrays() -> None:
         pair(256, 8, 7)[0]._kernel.process(
             swapped.buffer, big_endian, swapped.lengths, 40, np.zeros(40, np.uint8), 1
         )
+
+
+@pytest.mark.parametrize("protocol", [6, 17])
+def test_checksum_edge_values_agree_with_the_twin(protocol: int) -> None:
+    """The C kernel updates checksums on the fields in network byte order, the twin on
+    host integers.  Every checksum whose update lands on 0, 1, 0xFFFE or 0xFFFF (the two
+    forms of ones'-complement zero, UDP's "no checksum" 0) gives the same bytes."""
+    from dataplane.nat_py import checksum_update
+
+    vip, port = ("198.18.0.20", 80) if protocol == 6 else ("198.18.0.20", 53)
+    balancers = pair(4096, 8, 3)
+    client, client_port = ip_int("192.0.2.99"), 40000
+    owner = balancers[0].backend_for_new_flow(
+        "web" if protocol == 6 else "dns", "192.0.2.99", client_port
+    )
+    services = ("web", "dns")
+    backend = next(b for s in services for b in balancers[0].backends(s) if b.name == owner)
+    old_ip, new_ip, new_port = ip_int(vip), ip_int(backend.ip), backend.port
+    l4_check_at = 14 + 20 + (16 if protocol == 6 else 6)
+    edges = {0, 1, 0xFFFE, 0xFFFF}
+    ip_values = sorted(
+        {c for c in range(65536) if checksum_update(c, old_ip, new_ip, 0, 0) in edges} | edges
+    )
+    l4_values = sorted(
+        {c for c in range(65536) if checksum_update(c, old_ip, new_ip, port, new_port) in edges}
+        | edges
+    )
+    template = tcp_udp_frame(client, old_ip, protocol, client_port, port, tcp_flags=0x10)
+    frames = []
+    for at, values in ((24, ip_values), (l4_check_at, l4_values)):
+        for value in values:
+            frame = bytearray(template)
+            frame[at : at + 2] = value.to_bytes(2, "big")
+            frames.append(bytes(frame))
+    filled = [PacketBatch.from_frames(frames), PacketBatch.from_frames(frames)]
+    verdicts = [b.process(batch, 1).tolist() for b, batch in zip(balancers, filled)]
+    assert verdicts[0] == verdicts[1] == [1] * len(frames)
+    assert filled[0].frames() == filled[1].frames()
