@@ -19,7 +19,9 @@ Per-packet passes are timed in CPU time of the benchmark thread
 (``time.thread_time``), so time spent descheduled on the shared machine is
 not counted; cache and memory-bandwidth contention from other processes still
 is.  Table builds are timed the same way.  The machine is shared; figures
-are medians of a few repeats and still noisy.
+are medians of several repeats (15 for the C path) and still noisy; the JSON
+keeps every sample's rate.  The C path hashes flows in SIMD lanes where the
+CPU has them (AVX-512F or AVX2, named in the table's title).
 """
 
 from __future__ import annotations
@@ -201,11 +203,13 @@ def copy_only(batches: list[PacketBatch], pristine: list[np.ndarray]) -> float:
 
 def path_rate(
     implementation: str, batch_count: int, repeats: int, hits: bool, passes: int = 1
-) -> tuple[float, float]:
-    """(packets per second, copy share) for one implementation.
+) -> tuple[float, float, list[float]]:
+    """(packets per second, copy share, each sample's packets per second).
 
     Hits: each sample replays the tracked flows ``passes`` times.  Misses: each
-    sample is one pass of never-seen flows into a fresh, empty table.
+    sample is one pass of never-seen flows into a fresh, empty table.  The
+    rate is the median sample's less the median copy's time; the per-sample
+    rates (each less its own copy time) show the spread on a shared machine.
     """
     batches = make_batches(batch_count, 0)
     pristine = [batch.buffer.copy() for batch in batches]
@@ -223,8 +227,10 @@ def path_rate(
         counters = balancer.counters
         expected = "forward_tracked" if hits else "forward_new"
         assert counters[expected] >= passes * batch_count * BATCH_PACKETS, counters
+    packets = passes * batch_count * BATCH_PACKETS
     elapsed, copy = float(np.median(samples)), float(np.median(copies))
-    return passes * batch_count * BATCH_PACKETS / max(elapsed - copy, 1e-9), copy / elapsed
+    spread = [packets / max(sample - own, 1e-9) for sample, own in zip(samples, copies)]
+    return packets / max(elapsed - copy, 1e-9), copy / elapsed, spread
 
 
 class DictPeer:
@@ -315,7 +321,7 @@ def bench_path(quick: bool) -> list[dict]:
     """Hits on a cache-resident working set and on one spread over the table, then misses."""
     rows = []
     slow_batches = 2 if quick else 4
-    repeats = 3 if quick else 7
+    repeats = 3 if quick else 15  # the C path: short samples, a shared machine
     cases = [
         ("hits, cache-resident", True, 16),
         ("hits", True, 32 if quick else 256),
@@ -323,8 +329,8 @@ def bench_path(quick: bool) -> list[dict]:
     ]
     for case, hits, fast_batches in cases:
         passes = max(1, (32 if quick else 256) // fast_batches)
-        cython_pps, copy_share = path_rate("cython", fast_batches, repeats, hits, passes)
-        twin_pps, _ = path_rate("python", slow_batches, 1 if quick else 3, hits)
+        cython_pps, copy_share, spread = path_rate("cython", fast_batches, repeats, hits, passes)
+        twin_pps, _, _ = path_rate("python", slow_batches, 1 if quick else 3, hits)
         peer_pps = dict_peer_rate(slow_batches * 4, 1 if quick else 3, hits)
         rows.append(
             {
@@ -337,6 +343,8 @@ def bench_path(quick: bool) -> list[dict]:
                 "flows": fast_batches * BATCH_PACKETS,
                 "conntrack_capacity": CONNTRACK_CAPACITY,
                 "restore_copy_share_of_pass": copy_share,
+                "cython_pps_samples": spread,
+                "simd": getattr(flowhash_c, "SIMD_LEVEL", "scalar"),
             }
         )
     return rows
@@ -367,7 +375,8 @@ def main(argv: list[str]) -> int:
     )
     path = bench_path(args.quick)
     print_table(
-        "Full path per packet, batches of 256, 100 backends (targets: >= 20 Mpps hits, >= 5 M new/s)",
+        "Full path per packet, batches of 256, 100 backends, flow hash lanes: "
+        f"{getattr(flowhash_c, 'SIMD_LEVEL', 'scalar')} (targets: >= 20 Mpps hits, >= 5 M new/s)",
         ["case", "cython Mpps", "twin kpps", "dict kpps", "cy/twin", "cy/dict", "flows"],
         [
             [
