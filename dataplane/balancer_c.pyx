@@ -329,12 +329,14 @@ cdef void process_batch(kernel_context c, uint8_t* buffer, Py_ssize_t buffer_byt
                         uint64_t now_ns) noexcept nogil:
     # Two stages per chunk of packets, software-pipelined as DPDK applications
     # do: stage 1 parses and classifies every packet of chunk k + 1, hashes all
-    # their 5-tuples at once (SIMD lanes, see flowhash_c.pxd) and prefetches
-    # each one's tracking entry; then stage 2 tracks and rewrites the packets
-    # of chunk k, whose entries were prefetched a whole chunk earlier.  The
-    # table is far larger than the caches: the prefetches overlap the memory
-    # latency with a chunk's work.  Stage 1 has no effect on the table, so the
-    # result is the same as processing the packets one by one (as the twin).
+    # their 5-tuples at once (SIMD lanes, see flowhash_c.pxd) and finds the
+    # lines of each one's tracking entry; then stage 2 tracks and rewrites the
+    # packets of chunk k, prefetching chunk k + 1's lines one packet at a time
+    # as it goes (a burst of prefetches overflowed the core's outstanding-miss
+    # slots).  So each entry is prefetched a chunk's work before it is used:
+    # the table is far larger than the caches.  Stage 1 has no effect on the
+    # table, so the result is the same as processing the packets one by one
+    # (as the twin does).
     cdef chunk_state chunks[2]
     cdef Py_ssize_t base = 0, chunk, next_chunk
     cdef int current = 0
