@@ -107,6 +107,9 @@ class ManagerHost(_PausableHost):
         self.dropped_messages = 0
         self.dropped_proposals = 0
         self.applied_entries = 0
+        # Read once per Ready: the simulation's config does not change in a run.
+        self.fsync_latency_us = sim.config.fsync_latency_us
+        self.snapshot_every_entries = sim.config.snapshot_every_entries
 
     # ---------------------------------------------------------- HostContext
     @property
@@ -298,7 +301,7 @@ class ManagerHost(_PausableHost):
                     self._send_messages(messages)
             if rd.must_sync:
                 self.disk.write(rd.snapshot, rd.entries, rd.hard_state)
-                latency = sim.config.fsync_latency_us
+                latency = self.fsync_latency_us
                 if latency > 0:
                     self.syncing = rd
                     sim._schedule(latency, self._on_fsync, self.incarnation, rd)
@@ -384,7 +387,7 @@ class ManagerHost(_PausableHost):
         raft.advance(rd)
         if self.waiting_reads:
             self._serve_reads()
-        every = sim.config.snapshot_every_entries
+        every = self.snapshot_every_entries
         if every > 0 and raft.log.applied - self.snapshot_index >= every:
             self._maybe_snapshot()
 

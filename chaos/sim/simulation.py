@@ -64,6 +64,8 @@ class Simulation:
         self._sequence = 0
         self.events_run = 0
         self.network = Network(derive_rng(config.seed, "network"), config.default_link)
+        # The network's link table and cut set, read on every packet: the
+        # Network only ever mutates them in place (set/clear, add/clear).
         self.hosts: dict[int, Host] = {}
         self.managers: dict[int, ManagerHost] = {}
         self.processes: dict[int, ProcessHost] = {}
@@ -429,10 +431,14 @@ class Simulation:
         (ok with the application's apply() result / fail / timeout) goes to
         ``callback`` and is kept on the returned ClientOp."""
         op = self._new_op("propose", node_id, data, callback, timeout_us)
-        self._trace_event("client_propose", op.op_id, node_id)
+        if self._trace_on:
+            self.trace.append((self.now_us, "client_propose", op.op_id, node_id))
         host = self._client_target(op)
         if host is not None:
-            self._client_call(host, lambda: host.client_propose(op, data))
+            if host.paused:  # _client_call's test, inlined for the common case
+                self._client_call(host, lambda: host.client_propose(op, data))
+            else:
+                host.client_propose(op, data)
         return op
 
     def read(self, node_id: int, query: Any, callback: Optional[Callable[[ClientResult], None]] = None,
@@ -440,10 +446,14 @@ class Simulation:
         """A linearizable read through ReadIndex at manager ``node_id``;
         ok carries ``app.read(query)``."""
         op = self._new_op("read", node_id, query, callback, timeout_us)
-        self._trace_event("client_read", op.op_id, node_id)
+        if self._trace_on:
+            self.trace.append((self.now_us, "client_read", op.op_id, node_id))
         host = self._client_target(op)
         if host is not None:
-            self._client_call(host, lambda: host.client_read(op, query))
+            if host.paused:
+                self._client_call(host, lambda: host.client_read(op, query))
+            else:
+                host.client_read(op, query)
         return op
 
     def conf_change(self, node_id: int, change: ConfChange, callback: Optional[Callable[[ClientResult], None]] = None,
