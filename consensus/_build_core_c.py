@@ -1,12 +1,11 @@
 """Build step for the compiled Raft core (Cython "pure Python mode").
 
-The readable sources consensus/{types,storage,progress,log,read_only,
-confchange,raft}.py are the
-pure-Python twin AND the source of the compiled core: each is copied to
-``build/core_c/consensus/_<name>_c.py`` next to its augmenting declarations
-(consensus/_<name>_c.pxd if any: ``cdef class`` attributes and ``cpdef`` methods,
-Cython's pure-Python-mode augmentation), and compiled as the extension module
-``consensus._<name>_c``.  The copy differs from the source only mechanically:
+The readable sources consensus/{types,storage,progress,log,read_only,confchange,
+raft}.py are the pure-Python twin AND the source of the compiled core: each is
+copied to ``build/core_c/consensus/_<name>_c.py`` next to its augmenting
+declarations (consensus/_<name>_c.pxd if any: ``cdef class`` attributes and
+``cpdef`` methods, Cython's pure-Python-mode augmentation), and compiled as the
+extension module ``consensus._<name>_c``.  The copy differs from the source only mechanically:
 
 * imports of the other core modules name their compiled copies, so the
   compiled modules only ever see each other's classes;
@@ -26,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 
 CORE_MODULES = ("types", "storage", "progress", "log", "read_only", "confchange", "raft")
 BUILD_DIRECTORY = os.path.join("build", "core_c")
@@ -55,31 +53,34 @@ def transform(text: str) -> str:
     return text + f"\nSOURCE_SHA256 = {digest!r}\n"
 
 
+def _write_if_changed(path: str, text: str) -> None:
+    # cythonize skips a module whose inputs are unchanged, so keep the mtimes.
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as current:
+            if current.read() == text:
+                return
+    with open(path, "w", encoding="utf-8") as target:
+        target.write(text)
+
+
 def write_copies(root: str = ".") -> list[str]:
     """Write the transformed copies and their .pxd files; return the .py paths."""
     package = os.path.join(root, BUILD_DIRECTORY, "consensus")
     os.makedirs(package, exist_ok=True)
-    with open(os.path.join(package, "__init__.py"), "w", encoding="utf-8") as init:
-        init.write("")
+    _write_if_changed(os.path.join(package, "__init__.py"), "")
     paths = []
     for name in CORE_MODULES:
         with open(os.path.join(_HERE, f"{name}.py"), encoding="utf-8") as source:
-            text = transform(source.read())
-        path = os.path.join(package, f"_{name}_c.py")
-        # Rewrite only on change: cythonize skips modules whose inputs are unchanged.
-        if not os.path.exists(path) or open(path, encoding="utf-8").read() != text:
-            with open(path, "w", encoding="utf-8") as copy:
-                copy.write(text)
-        pxd = os.path.join(package, f"_{name}_c.pxd")
-        if not os.path.exists(os.path.join(_HERE, f"_{name}_c.pxd")):
-            paths.append(path)
-            continue
-        shutil.copyfile(os.path.join(_HERE, f"_{name}_c.pxd"), pxd + ".new")
-        if os.path.exists(pxd) and open(pxd).read() == open(pxd + ".new").read():
-            os.remove(pxd + ".new")
-        else:
-            os.replace(pxd + ".new", pxd)
+            path = os.path.join(package, f"_{name}_c.py")
+            _write_if_changed(path, transform(source.read()))
         paths.append(path)
+        declarations = os.path.join(_HERE, f"_{name}_c.pxd")
+        copied = os.path.join(package, f"_{name}_c.pxd")
+        if os.path.exists(declarations):
+            with open(declarations, encoding="utf-8") as pxd:
+                _write_if_changed(copied, pxd.read())
+        elif os.path.exists(copied):
+            os.remove(copied)  # declarations deleted since the last build
     return paths
 
 

@@ -78,7 +78,9 @@ cdef class RaftNode:
     cpdef _campaign(self, pre_vote, transfer)
     cpdef _poll(self, node_id, granted)
     cpdef step(self, message)
-    @cython.locals(m=Message, entry=Entry)
+    # ``entry`` stays untyped here: a malformed message may carry anything
+    # in ``entries``, and the check must raise MalformedMessage, not TypeError.
+    @cython.locals(m=Message)
     cpdef _validate(self, message)
     cpdef _step_any(self, Message m)
     @cython.locals(pr=Progress)

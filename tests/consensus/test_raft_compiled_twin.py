@@ -189,3 +189,26 @@ def test_stale_or_missing_build_selects_the_twin(monkeypatch: pytest.MonkeyPatch
     assert any("stale" in str(warning.message) for warning in caught)
     with pytest.raises(ValueError):
         select_c.compiled("errors")
+
+
+def test_malformed_entries_are_refused_by_either_core() -> None:
+    """The compiled core types its locals; a peer's garbage in ``entries``
+    must still be a MalformedMessage (not a TypeError) and change nothing."""
+    import sys
+
+    sys.path.insert(0, str(REPOSITORY / "tests" / "consensus"))
+    from raft_network import Net
+
+    from consensus.errors import MalformedMessage
+    from consensus.types import Entry, Message, MessageType
+
+    net = Net([1, 2, 3])
+    net.elect(1)
+    follower = net.nodes[2]
+    before = (follower.term, follower.log.last_index(), follower.log.committed)
+    term = net.nodes[1].term
+    last = follower.log.last_index()
+    for garbage in (("not an entry",), (None,), (Entry(term, last + 1), 7), (b"x",)):
+        with pytest.raises(MalformedMessage):
+            follower.step(Message(MessageType.APP, 2, 1, term, term, last, garbage, 0))
+    assert (follower.term, follower.log.last_index(), follower.log.committed) == before
