@@ -89,6 +89,18 @@ cdef extern from *:
     static inline void shoal_nat_put_raw32(uint8_t *pointer, uint32_t value) {
         memcpy(pointer, &value, 4);
     }
+    /* Bytes 12..14 of an IPv4 frame without options (ethertype 0x0800, then
+       version 4 and IHL 5) and the IPv4 flags/fragment-offset mask (0x3FFF),
+       both as shoal_nat_raw32/raw16 load them. */
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    #define SHOAL_NAT_IPV4_IHL5 0x00450008u
+    #define SHOAL_NAT_IPV4_IHL5_MASK 0x00FFFFFFu
+    #define SHOAL_NAT_FRAGMENT_MASK 0xFF3Fu
+    #else
+    #define SHOAL_NAT_IPV4_IHL5 0x08004500u
+    #define SHOAL_NAT_IPV4_IHL5_MASK 0xFFFFFF00u
+    #define SHOAL_NAT_FRAGMENT_MASK 0x3FFFu
+    #endif
     /* A host-order value as the frame holds it (what shoal_nat_raw* load). */
     static inline uint32_t shoal_nat_network16(uint32_t value) {
     #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -115,6 +127,9 @@ cdef extern from *:
     void shoal_nat_put_raw32(uint8_t* pointer, uint32_t value) nogil
     uint32_t shoal_nat_network16(uint32_t value) nogil
     uint32_t shoal_nat_network32(uint32_t value) nogil
+    uint32_t SHOAL_NAT_IPV4_IHL5
+    uint32_t SHOAL_NAT_IPV4_IHL5_MASK
+    uint32_t SHOAL_NAT_FRAGMENT_MASK
 
 
 cdef inline uint32_t load16(const uint8_t* pointer) noexcept nogil:
@@ -134,7 +149,29 @@ cdef inline void store32(uint8_t* pointer, uint32_t value) noexcept nogil:
 
 
 cdef inline int nat_parse(const uint8_t* frame, uint32_t length, parsed_frame* out) noexcept nogil:
-    cdef uint32_t ethertype, version_ihl, header_bytes, total_bytes, payload_bytes
+    cdef uint32_t ethertype, version_ihl, header_bytes, total_bytes, payload_bytes, protocol
+    # The common frame first: IPv4 without options, TCP or UDP with its whole
+    # header, not a fragment, not cut short.  A few word tests accept exactly
+    # the frames the rules below accept with a 20-byte IPv4 header, with the
+    # same fields; every other frame (options, or anything to refuse) takes
+    # the rules below, which name the reason.
+    if (length >= ETH_HEADER_BYTES + IPV4_HEADER_BYTES_MIN + UDP_HEADER_BYTES
+            and (shoal_nat_raw32(frame + 12) & SHOAL_NAT_IPV4_IHL5_MASK) == SHOAL_NAT_IPV4_IHL5):
+        protocol = frame[ETH_HEADER_BYTES + 9]
+        total_bytes = load16(frame + ETH_HEADER_BYTES + 2)
+        if (((protocol == 6 and total_bytes >= IPV4_HEADER_BYTES_MIN + TCP_HEADER_BYTES_MIN)
+                or (protocol == 17 and total_bytes >= IPV4_HEADER_BYTES_MIN + UDP_HEADER_BYTES))
+                and ETH_HEADER_BYTES + total_bytes <= length
+                and (shoal_nat_raw16(frame + ETH_HEADER_BYTES + 6) & SHOAL_NAT_FRAGMENT_MASK) == 0):
+            out.l3 = ETH_HEADER_BYTES
+            out.l4 = ETH_HEADER_BYTES + IPV4_HEADER_BYTES_MIN
+            out.protocol = protocol
+            out.source_ip = load32(frame + ETH_HEADER_BYTES + 12)
+            out.destination_ip = load32(frame + ETH_HEADER_BYTES + 16)
+            out.source_port = load16(frame + ETH_HEADER_BYTES + IPV4_HEADER_BYTES_MIN)
+            out.destination_port = load16(frame + ETH_HEADER_BYTES + IPV4_HEADER_BYTES_MIN + 2)
+            out.tcp_flags = frame[ETH_HEADER_BYTES + IPV4_HEADER_BYTES_MIN + 13] if protocol == 6 else 0
+            return PARSE_OK
     if length < ETH_HEADER_BYTES:
         return PARSE_TRUNCATED
     ethertype = load16(frame + 12)

@@ -217,3 +217,58 @@ def test_checksum_edge_values_agree_with_the_twin(protocol: int) -> None:
     verdicts = [b.process(batch, 1).tolist() for b, batch in zip(balancers, filled)]
     assert verdicts[0] == verdicts[1] == [1] * len(frames)
     assert filled[0].frames() == filled[1].frames()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, 63), st.integers(0, 255)), min_size=1, max_size=4
+    ),
+    cut=st.integers(0, 80),
+    udp=st.booleans(),
+)
+def test_header_edits_and_cuts_agree_with_the_twin(edits, cut: int, udp: bool) -> None:
+    """The kernel accepts the common frame (20-byte IPv4 header, TCP/UDP) with a few word
+    tests before the field-by-field rules: frames with any header byte changed (version,
+    IHL, lengths, fragment bits, protocol, ports...) or cut short must get the twin's
+    verdict, bytes and counters."""
+    balancers = pair(256, 8, 5)
+    protocol, port = (17, 53) if udp else (6, 80)
+    good = tcp_udp_frame(ip_int("192.0.2.50"), VIP, protocol, 4000, port, payload=b"abcdef")
+    frames = [good]
+    for at, value in edits:
+        frame = bytearray(good)
+        if at < len(frame):
+            frame[at] = value
+        frames.append(bytes(frame))
+        frames.append(bytes(frame[: max(0, len(frame) - cut)]))
+    frames = [frame for frame in frames if frame] or [good]
+    filled = [PacketBatch.from_frames(frames), PacketBatch.from_frames(frames)]
+    verdicts = [b.process(batch, 1).tolist() for b, batch in zip(balancers, filled)]
+    assert verdicts[0] == verdicts[1]
+    assert filled[0].frames() == filled[1].frames()
+    assert balancers[0].counters == balancers[1].counters
+
+
+@pytest.mark.parametrize("udp", [False, True])
+def test_every_header_byte_at_boundary_values_agrees_with_the_twin(udp: bool) -> None:
+    """Each byte of the Ethernet, IPv4 and TCP/UDP headers set to the values where the
+    parse rules change their answer (IHL 4/5/6, total lengths around each minimum and the
+    frame's end, fragment bits, protocols 6/17/other), whole and cut by one byte."""
+    balancers = pair(256, 8, 5)
+    protocol, port = (17, 53) if udp else (6, 80)
+    good = tcp_udp_frame(ip_int("192.0.2.50"), VIP, protocol, 4000, port, payload=b"abcdef")
+    values = {0, 1, 2, 6, 8, 17, 0x20, 0x3F, 0x40, 0x44, 0x45, 0x46, 0x4F, 0x55, 0x80, 0xFF}
+    values |= {n for total in (20, 28, 40, len(good) - 14) for n in (total - 1, total, total + 1)}
+    frames = []
+    for at in range(12, 48):
+        for value in sorted(values):
+            frame = bytearray(good)
+            frame[at] = value
+            frames.append(bytes(frame))
+            frames.append(bytes(frame[:-1]))
+    filled = [PacketBatch.from_frames(frames), PacketBatch.from_frames(frames)]
+    verdicts = [b.process(batch, 1).tolist() for b, batch in zip(balancers, filled)]
+    assert verdicts[0] == verdicts[1]
+    assert filled[0].frames() == filled[1].frames()
+    assert balancers[0].counters == balancers[1].counters
