@@ -243,10 +243,9 @@ class Simulation:
 
     # ------------------------------------------------------------- network
     def _send_packet(self, src: int, dst: int, items: Sequence[Any]) -> None:
-        # Once per send: the schedule, the plain-link delay draw and the
-        # trace description are inlined (same heap entries as _schedule, same
-        # random draws as Network.delays_us; each Message described by its
-        # type, term, index, entry count, commit and reject).
+        # Once per send: the schedule and the plain-link delay draw are inlined
+        # (same heap entries as _schedule, same random draws as
+        # Network.delays_us).
         #
         # Sends from src to dst at the same virtual instant over a plain link
         # (no loss, duplication or reordering) travel as ONE packet, like
@@ -257,48 +256,52 @@ class Simulation:
         # Faulty links keep one packet per send, so their per-packet loss,
         # duplication and reordering apply to every send as configured.
         now = self.now_us
+        if self._trace_on:
+            self._trace_send(now, src, dst, items)
         network = self.network
         route = (src, dst)
         links = network.links
         link = links.get(route, network.default_link) if links else network.default_link
         blocked = network.blocked
-        if link.plain and not (blocked and route in blocked):
-            if self._open_packets_us != now:
-                self._open_packets_us = now
-                self._open_packets = {}
-            packet = self._open_packets.get(route)
+        if not link.plain or (blocked and route in blocked):
+            for delay in network.delays_us(src, dst):
+                self._sequence += 1
+                _heappush(self._heap, (now + delay, self._sequence, self._deliver, route, items))
+            return
+        open_packets = self._open_packets
+        if self._open_packets_us == now:
+            packet = open_packets.get(route)
             if packet is not None:
                 packet.extend(items)
                 network.packets_coalesced += 1
-            else:
-                network.packets_sent += 1
-                # random() scaled by hand: randint() costs several times more.
-                delay = link.delay_us_min + int(network.rng.random() * link.delay_span_us)
-                packet = list(items)
-                if delay > 0:
-                    self._open_packets[route] = packet
-                self._sequence += 1
-                host = self.hosts.get(dst)
-                if host is not None:
-                    # Straight to the receiving host (hosts are never removed,
-                    # so looking it up now or at delivery is the same).
-                    heapq.heappush(self._heap, (now + delay, self._sequence, host.receive, src, packet))
-                else:
-                    heapq.heappush(self._heap, (now + delay, self._sequence, self._deliver, route, packet))
+                return
         else:
-            for delay in network.delays_us(src, dst):
-                self._sequence += 1
-                heapq.heappush(self._heap, (now + delay, self._sequence, self._deliver, route, items))
-        if self._trace_on:
-            described = []
-            for item in items:
-                if isinstance(item, Message):
-                    described.append(
-                        (int(item.type), item.term, item.index, len(item.entries), item.commit, item.reject)
-                    )
-                else:
-                    described.append(type(item).__name__)
-            self.trace.append((now, "send", src, dst, tuple(described)))
+            self._open_packets_us = now
+            open_packets = self._open_packets = {}
+        network.packets_sent += 1
+        # random() scaled by hand: randint() costs several times more.
+        delay = link.delay_us_min + int(network.rng.random() * link.delay_span_us)
+        packet = list(items)
+        if delay:  # a zero-delay packet may arrive within this instant: nothing joins it
+            open_packets[route] = packet
+        self._sequence = sequence = self._sequence + 1
+        host = self.hosts.get(dst)
+        if host is not None:
+            # Straight to the receiving host (hosts are never removed, so
+            # looking it up now or at delivery is the same).
+            _heappush(self._heap, (now + delay, sequence, host.receive, src, packet))
+        else:
+            _heappush(self._heap, (now + delay, sequence, self._deliver, route, packet))
+
+    def _trace_send(self, now: int, src: int, dst: int, items: Sequence[Any]) -> None:
+        # Each Message described by its type, term, index, entry count, commit and reject.
+        described = []
+        for item in items:
+            if isinstance(item, Message):
+                described.append((int(item.type), item.term, item.index, len(item.entries), item.commit, item.reject))
+            else:
+                described.append(type(item).__name__)
+        self.trace.append((now, "send", src, dst, tuple(described)))
 
     def _deliver(self, route: tuple[int, int], items: Sequence[Any]) -> None:
         """A packet arrives (the general path; plain links schedule
@@ -514,6 +517,9 @@ class Simulation:
 
     def trace_lines(self) -> list[str]:
         return [repr(event) for event in self.trace]
+
+
+_heappush = heapq.heappush
 
 
 def _call(callback: Callable[[], None], _unused: Any) -> None:
