@@ -27,8 +27,9 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 # (1) random runs of the bare core on tests/consensus/raft_network.py (drops,
 # duplicates, partitions, campaigns, proposals, reads), and
 # (2) a simulator run with lossy, duplicating, reordering links, a crash with
-# unsynced-write loss, a restart and a partition; then reprs and equality of
-# the value types.
+# unsynced-write loss, a restart and a partition; (3) random, mostly malformed
+# peer messages (every outcome and the state after it); then reprs and
+# equality of the value types.
 AGREEMENT_SCRIPT = r'''
 import hashlib, random, sys
 sys.path.insert(0, "tests/consensus")
@@ -82,6 +83,51 @@ def net_digest(seed):
 
 for seed in (1, 2, 3):
     print("net", seed, *net_digest(seed))
+
+def malformed_digest(seed):
+    # Random plausible peer messages, many with a field or two corrupted, into
+    # one follower: the outcome of every step (exception type and text, or ok)
+    # and the node's state after it.
+    rng = random.Random(seed)
+    net = Net([1, 2, 3], seed=seed)
+    net.elect(1)
+    node = net.nodes[2]
+    ints = [-3, -1, 0, 1, 2, 3, 5, 40, 2**70, "x", None, True, 2.5]
+    digest = hashlib.sha256()
+    outcomes = set()
+    network_types = [t for t in MessageType if t not in (MessageType.HUP, MessageType.BEAT, MessageType.PROP,
+                                                          MessageType.CHECK_QUORUM)]
+    for step in range(600):
+        # A plausible message (from a peer, near the node's term and log) ...
+        term = node.term + rng.choice([-1, 0, 0, 0, 1])
+        last = node.log.last_index()
+        index = rng.randrange(max(0, last - 2), last + 2)
+        kind = rng.choice(network_types)
+        entries = tuple(Entry(max(1, term - rng.randrange(2)), index + 1 + i, EntryType.NORMAL, b"v")
+                        for i in range(rng.randrange(3))) if kind == MessageType.APP else ()
+        fields = [kind, 2, rng.choice([1, 3]), term, max(0, term - rng.randrange(2)), index, entries,
+                  rng.randrange(last + 2), rng.random() < 0.2, rng.randrange(last + 1), None,
+                  rng.choice([b"", b"c"]), 0, False]
+        # ... with up to two fields corrupted.
+        for _ in range(rng.choice([0, 0, 1, 1, 2])):
+            position = rng.randrange(len(fields))
+            fields[position] = rng.choice(ints + [("junk",), (None,), [], b"b", "s", -7])
+        message = Message(*fields)
+        try:
+            node.step(message)
+            outcome = "ok"
+        except Exception as error:
+            outcome = f"{type(error).__name__}: {error}"
+        outcomes.add(outcome.split(":")[0])
+        while net.handle_ready(2):
+            pass
+        net.queue.clear()
+        digest.update(repr((outcome, node.term, node.vote, node.lead, int(node.role), node.log.last_index(),
+                            node.log.committed)).encode() + b"\n")
+    return len(outcomes), digest.hexdigest()
+
+for seed in (1, 2):
+    print("malformed", seed, *malformed_digest(seed))
 
 from chaos.sim import MILLISECOND_US, SECOND_US, KVApp, LinkConfig, SimConfig, Simulation
 
@@ -140,6 +186,8 @@ def test_compiled_and_pure_cores_agree() -> None:
     assert compiled[1:] == pure[1:]
     runs = [line.split() for line in pure if line.startswith(("net ", "sim "))]
     assert len(runs) == 4 and all(int(fields[-2]) > 100 for fields in runs), runs  # the runs did something
+    malformed = [line.split() for line in pure if line.startswith("malformed ")]
+    assert len(malformed) == 2 and all(int(fields[2]) >= 2 for fields in malformed), malformed  # ok and refused
 
 
 def test_one_core_per_process() -> None:
