@@ -35,7 +35,8 @@ def _experiment(seed: int, duration_ms: int, settle_ms: int, random_faults: bool
                       convergence_bound_ms=max(settle_ms, 1))
 
 
-SPEED_CASE = "3 managers + 4 workers, kv (3 clients, 100 ms think time) + a 4-replica service, no faults"
+SPEED_CASE = ("3 managers + 4 workers, kv (3 clients, 100 ms think time) + a 4-replica service, "
+              "no faults")
 
 
 def warm_up() -> None:
@@ -43,7 +44,8 @@ def warm_up() -> None:
     loads would otherwise be charged to the first measured case."""
     from chaos.runner import run_experiment
 
-    run_experiment(_experiment(1, 2000, 0, random_faults=False).replace(checkers=("raft-safety",)), write_png=False)
+    experiment = _experiment(1, 2000, 0, random_faults=False).replace(checkers=("raft-safety",))
+    run_experiment(experiment, write_png=False)
 
 
 def measure_speed(duration_s: float, safety: bool) -> dict:
@@ -56,9 +58,11 @@ def measure_speed(duration_s: float, safety: bool) -> dict:
     wall_s = result.stats["simulation_wall_seconds"]
     cpu_s = result.stats["simulation_cpu_seconds"]
     return {"case": SPEED_CASE, "checker": "figure-3" if safety else "none",
-            "sim_seconds": duration_s, "wall_seconds": round(wall_s, 3), "cpu_seconds": round(cpu_s, 3),
-            "speedup": round(duration_s / wall_s, 1), "speedup_cpu": round(duration_s / max(cpu_s, 1e-9), 1),
-            "events": result.stats.get("sim_events", 0), "packets": result.stats.get("packets_sent", 0),
+            "sim_seconds": duration_s, "wall_seconds": round(wall_s, 3),
+            "cpu_seconds": round(cpu_s, 3), "speedup": round(duration_s / wall_s, 1),
+            "speedup_cpu": round(duration_s / max(cpu_s, 1e-9), 1),
+            "events": result.stats.get("sim_events", 0),
+            "packets": result.stats.get("packets_sent", 0),
             "operations": result.stats.get("operations", 0)}
 
 
@@ -92,7 +96,8 @@ def main(argv: list[str]) -> int:
     print(f"simulation speed: {SPEED_CASE}; figure-3 = the Raft safety checker after every event;"
           " the CPU columns are the ones to trust on a shared machine")
     print_table("chaos simulation speed",
-                ["checker", "sim s", "wall s", "x real time", "cpu s", "x (cpu)", "events", "packets", "ops"],
+                ["checker", "sim s", "wall s", "x real time", "cpu s", "x (cpu)", "events", "packets",
+                 "ops"],
                 [[s["checker"], s["sim_seconds"], s["wall_seconds"], s["speedup"], s["cpu_seconds"],
                   s["speedup_cpu"], s["events"], s["packets"], s["operations"]] for s in speeds])
     print_table("random schedules per minute per core", ["case", "wall s", "schedules / min"],

@@ -37,8 +37,8 @@ class HeartbeatWorker:
         pass
 
 
-def run_case(managers: int, workers: int, proposals_per_second: int, sim_seconds: int, checker: bool, seed: int,
-             trace: bool = True) -> dict[str, Any]:
+def run_case(managers: int, workers: int, proposals_per_second: int, sim_seconds: int, checker: bool,
+             seed: int, trace: bool = True) -> dict[str, Any]:
     # trace=True is SimConfig's default (every event recorded for trace_digest);
     # chaos runs switch it off, so one case shows the simulator that way too.
     sim = Simulation(SimConfig(seed=seed, trace=trace))
@@ -106,15 +106,17 @@ def main(argv: list[str]) -> int:
         (3, 4, args.rate, True, True),
         (3, 0, 10 * args.rate, True, True),
     ]
-    run_case(3, 0, args.rate, 2, False, args.seed)  # warm-up: imports and first calls are not charged to case 1
-    results = [run_case(m, w, rate, seconds, checker, args.seed, trace) for m, w, rate, checker, trace in cases]
+    run_case(3, 0, args.rate, 2, False, args.seed)  # warm-up: imports are not charged to case 1
+    results = [run_case(m, w, rate, seconds, checker, args.seed, trace)
+               for m, w, rate, checker, trace in cases]
     print_table(
         f"Simulator speed ({seconds} simulated s per case, tick 100 ms)",
-        ["case", "prop/s", "checker", "trace", "committed", "events/sim s", "sim s / wall s", "sim s / CPU s"],
+        ["case", "prop/s", "checker", "trace", "committed", "events/sim s", "sim s / wall s",
+         "sim s / CPU s"],
         [
             (f"{r['managers']}m" + (f"+{r['workers']}w" if r["workers"] else ""),
-             r["proposals_per_s"], "on" if r["checker"] else "off", "on" if r["trace"] else "off", r["committed"],
-             r["events_per_sim_s"], r["speedup"], r["speedup_cpu"])
+             r["proposals_per_s"], "on" if r["checker"] else "off", "on" if r["trace"] else "off",
+             r["committed"], r["events_per_sim_s"], r["speedup"], r["speedup_cpu"])
             for r in results
         ],
     )

@@ -152,7 +152,8 @@ class Manager:
                 component.start(self.context)
             if self.store.get("network", INGRESS_NETWORK.id) is None:
                 proposals.append(self._propose_ops("bootstrap", [Create(INGRESS_NETWORK)], None))
-        for sequence, (component, proposed_at) in list(self.in_flight.items()) if self.in_flight else ():
+        in_flight = list(self.in_flight.items()) if self.in_flight else ()
+        for sequence, (component, proposed_at) in in_flight:
             if now_ticks - proposed_at > self.config.proposal_timeout_ticks:
                 del self.in_flight[sequence]
                 self.busy.discard(component.name)

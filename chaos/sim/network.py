@@ -52,8 +52,8 @@ class LinkConfig:
 class Network:
     """Link table and partition state; the Simulation asks it for delays."""
 
-    __slots__ = ("default_link", "links", "blocked", "rng", "packets_sent", "packets_dropped", "packets_duplicated",
-                 "packets_coalesced")
+    __slots__ = ("default_link", "links", "blocked", "rng", "packets_sent", "packets_dropped",
+                 "packets_duplicated", "packets_coalesced")
 
     def __init__(self, rng: random.Random, default_link: Optional[LinkConfig] = None) -> None:
         self.default_link = default_link or LinkConfig()

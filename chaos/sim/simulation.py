@@ -86,7 +86,8 @@ class Simulation:
         # multiples of I, all in one event (in address order), so a cluster
         # costs one tick event per interval, not one per node.
         self._tick_groups: dict[int, dict[int, Host]] = {}
-        self._tick_orders: dict[int, tuple[int, ...]] = {}  # interval -> sorted node ids of its group
+        # interval -> the sorted node ids of its group
+        self._tick_orders: dict[int, tuple[int, ...]] = {}
         self._sweeps_scheduled: set[int] = set()
         self._sweep_first_us = 0  # min(_sweeps_scheduled) while it is not empty
         # Packets sent at _open_packets_us on plain links, by (src, dst): later
@@ -298,7 +299,9 @@ class Simulation:
         described = []
         for item in items:
             if isinstance(item, Message):
-                described.append((int(item.type), item.term, item.index, len(item.entries), item.commit, item.reject))
+                described.append(
+                    (int(item.type), item.term, item.index, len(item.entries), item.commit, item.reject)
+                )
             else:
                 described.append(type(item).__name__)
         self.trace.append((now, "send", src, dst, tuple(described)))
