@@ -69,8 +69,8 @@ from consensus.types import (
 
 __all__ = ["Config", "RaftNode", "Status", "ReadOnlyOption", "ConfigError", "TRANSFER_CONTEXT"]
 
-TRANSFER_CONTEXT = b"transfer"
-_INT_FIELDS = ("term", "log_term", "index", "commit", "reject_hint", "snap_offset")  # context of votes caused by a leadership transfer
+TRANSFER_CONTEXT = b"transfer"  # context of votes caused by a leadership transfer
+_INT_FIELDS = ("term", "log_term", "index", "commit", "reject_hint", "snap_offset")  # Message fields that must be ints
 
 MT = MessageType
 
