@@ -1,14 +1,18 @@
-"""Build step for the compiled Raft core (Cython "pure Python mode").
+"""Build step for the compiled twins (Cython "pure Python mode"): the Raft
+core and the simulator's hot modules.
 
-The readable sources consensus/{types,storage,progress,log,read_only,confchange,
-raft}.py are the pure-Python twin AND the source of the compiled core: each is
-copied to ``build/core_c/consensus/_<name>_c.py`` next to its augmenting
-declarations (consensus/_<name>_c.pxd if any: ``cdef class`` attributes and
-``cpdef`` methods, Cython's pure-Python-mode augmentation), and compiled as the
-extension module ``consensus._<name>_c``.  The copy differs from the source only mechanically:
+``TWIN_PACKAGES`` lists, per package, the modules compiled this way: the Raft
+core consensus/{types,storage,progress,log,read_only,confchange,raft}.py and
+the simulator chaos/sim/{client,disk,network,host,simulation}.py.  The readable
+sources are the pure-Python twin AND the source of the compiled modules: each
+``<package>/<name>.py`` is copied to ``build/core_c/<package>/_<name>_c.py``
+next to its augmenting declarations (``<package>/_<name>_c.pxd`` if any:
+``cdef class`` attributes and ``cpdef`` methods, Cython's pure-Python-mode
+augmentation), and compiled as the extension module ``<package>._<name>_c``.
+The copy differs from the source only mechanically:
 
-* imports of the other core modules name their compiled copies, so the
-  compiled modules only ever see each other's classes;
+* imports of the other compiled modules of the same package name their
+  compiled copies, so the compiled modules only ever see each other's classes;
 * ``slots=True`` is dropped from dataclass decorators and ``__slots__``
   statements are removed (an extension type's attributes ARE its slots;
   Cython refuses both);
@@ -17,8 +21,10 @@ extension module ``consensus._<name>_c``.  The copy differs from the source only
 * the SHA-256 of the source is appended as ``SOURCE_SHA256``, so a source
   edited after the build is detected and the pure twin used instead.
 
-setup.py calls ``core_extensions()``; this file is loaded by path (not
-imported as part of the package) so building does not import the core.
+setup.py calls ``core_extensions()`` (every package of TWIN_PACKAGES); this
+file is loaded by path (not imported as part of the package) so building does
+not import the core.  consensus/_select_c.py and chaos/sim/_select_c.py read
+their module lists from here.
 """
 from __future__ import annotations
 
@@ -27,11 +33,12 @@ import os
 import re
 
 CORE_MODULES = ("types", "storage", "progress", "log", "read_only", "confchange", "raft")
+# Dependency order; app.py, rng.py and fuzz.py stay Python (applications
+# subclass BaseApplication; the rest is not on the per-event path).
+SIM_MODULES = ("client", "disk", "network", "host", "simulation")
+TWIN_PACKAGES = {"consensus": CORE_MODULES, "chaos.sim": SIM_MODULES}
 BUILD_DIRECTORY = os.path.join("build", "core_c")
-_HERE = os.path.dirname(os.path.abspath(__file__))
-
-_IMPORT = re.compile(r"^from consensus\.(" + "|".join(CORE_MODULES) + r") import", re.MULTILINE)
-_MODULE_IMPORT = re.compile(r"^from consensus import (" + "|".join(CORE_MODULES) + r")$", re.MULTILINE)
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SLOTS_STATEMENT = re.compile(r"^(?P<indent>[ ]+)__slots__ = \((?:[^()]|\n)*?\)\n", re.MULTILINE)
 _TWIN_BLOCK = re.compile(r"^# >>> compiled twin.*?^# <<< compiled twin\n", re.MULTILINE | re.DOTALL)
 
@@ -40,14 +47,18 @@ def source_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def transform(text: str) -> str:
-    """The compiled copy of one core module's source (see the module docstring)."""
+def transform(text: str, package: str = "consensus") -> str:
+    """The compiled copy of one module of ``package`` (see the module docstring)."""
+    modules = "|".join(TWIN_PACKAGES[package])
+    dotted = re.escape(package)
     digest = source_sha256(text)
     text, cut = _TWIN_BLOCK.subn("", text)
     if cut != 1:
-        raise ValueError("a core module must end with exactly one '# >>> compiled twin' block")
-    text = _IMPORT.sub(lambda match: f"from consensus._{match.group(1)}_c import", text)
-    text = _MODULE_IMPORT.sub(lambda match: f"from consensus import _{match.group(1)}_c as {match.group(1)}", text)
+        raise ValueError(f"a compiled {package} module must end with exactly one '# >>> compiled twin' block")
+    text = re.sub(rf"^([ ]*)from {dotted}\.({modules}) import", rf"\1from {package}._\2_c import", text, flags=re.MULTILINE)
+    text = re.sub(
+        rf"^from {dotted} import ({modules})$", rf"from {package} import _\1_c as \1", text, flags=re.MULTILINE
+    )
     text = text.replace(", slots=True)", ")")
     text = _SLOTS_STATEMENT.sub("", text)
     return text + f"\nSOURCE_SHA256 = {digest!r}\n"
@@ -63,19 +74,24 @@ def _write_if_changed(path: str, text: str) -> None:
         target.write(text)
 
 
-def write_copies(root: str = ".") -> list[str]:
-    """Write the transformed copies and their .pxd files; return the .py paths."""
-    package = os.path.join(root, BUILD_DIRECTORY, "consensus")
-    os.makedirs(package, exist_ok=True)
-    _write_if_changed(os.path.join(package, "__init__.py"), "")
+def write_copies(package: str = "consensus", root: str = ".") -> list[str]:
+    """Write the transformed copies of ``package`` and their .pxd files;
+    return the .py paths."""
+    parts = package.split(".")
+    source_directory = os.path.join(_ROOT, *parts)
+    for depth in range(1, len(parts) + 1):  # every level a package, as in the source tree
+        directory = os.path.join(root, BUILD_DIRECTORY, *parts[:depth])
+        os.makedirs(directory, exist_ok=True)
+        _write_if_changed(os.path.join(directory, "__init__.py"), "")
+    target = os.path.join(root, BUILD_DIRECTORY, *parts)
     paths = []
-    for name in CORE_MODULES:
-        with open(os.path.join(_HERE, f"{name}.py"), encoding="utf-8") as source:
-            path = os.path.join(package, f"_{name}_c.py")
-            _write_if_changed(path, transform(source.read()))
+    for name in TWIN_PACKAGES[package]:
+        with open(os.path.join(source_directory, f"{name}.py"), encoding="utf-8") as source:
+            path = os.path.join(target, f"_{name}_c.py")
+            _write_if_changed(path, transform(source.read(), package))
         paths.append(path)
-        declarations = os.path.join(_HERE, f"_{name}_c.pxd")
-        copied = os.path.join(package, f"_{name}_c.pxd")
+        declarations = os.path.join(source_directory, f"_{name}_c.pxd")
+        copied = os.path.join(target, f"_{name}_c.pxd")
         if os.path.exists(declarations):
             with open(declarations, encoding="utf-8") as pxd:
                 _write_if_changed(copied, pxd.read())
@@ -85,14 +101,15 @@ def write_copies(root: str = ".") -> list[str]:
 
 
 def core_extensions(debug: bool = False) -> list:
-    """The compiled core modules as cythonized setuptools Extensions."""
+    """Every compiled twin module (all of TWIN_PACKAGES) as cythonized
+    setuptools Extensions."""
     from Cython.Build import cythonize
     from setuptools import Extension
 
-    paths = write_copies()
     extensions = [
-        Extension(f"consensus._{name}_c", [path], extra_compile_args=["-O0", "-g"] if debug else ["-O2"])
-        for name, path in zip(CORE_MODULES, paths)
+        Extension(f"{package}._{name}_c", [path], extra_compile_args=["-O0", "-g"] if debug else ["-O2"])
+        for package, modules in TWIN_PACKAGES.items()
+        for name, path in zip(modules, write_copies(package))
     ]
     return cythonize(
         extensions,

@@ -63,3 +63,10 @@ class DeferredCall:
 
     def __init__(self, call: Callable[[], None]) -> None:
         self.call = call
+
+
+# >>> compiled twin: the build cuts this block (consensus/_build_core_c.py)
+from chaos.sim._select_c import swap_in  # noqa: E402
+
+swap_in(globals(), "client")
+# <<< compiled twin

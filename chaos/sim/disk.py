@@ -55,3 +55,10 @@ class SimDisk:
             self.pending.clear()
         else:
             self.sync()
+
+
+# >>> compiled twin: the build cuts this block (consensus/_build_core_c.py)
+from chaos.sim._select_c import swap_in  # noqa: E402
+
+swap_in(globals(), "disk")
+# <<< compiled twin

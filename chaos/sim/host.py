@@ -487,3 +487,10 @@ class ProcessHost(_PausableHost):
             if not self.alive or self.paused:
                 break
             self.process.on_message(self, src, item)
+
+
+# >>> compiled twin: the build cuts this block (consensus/_build_core_c.py)
+from chaos.sim._select_c import swap_in  # noqa: E402
+
+swap_in(globals(), "host")
+# <<< compiled twin

@@ -132,3 +132,10 @@ class Network:
             self.packets_duplicated += 1
             return [delay, delay + int(rng.random() * (link.delay_us_max + 1))]
         return [delay]
+
+
+# >>> compiled twin: the build cuts this block (consensus/_build_core_c.py)
+from chaos.sim._select_c import swap_in  # noqa: E402
+
+swap_in(globals(), "network")
+# <<< compiled twin

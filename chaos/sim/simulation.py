@@ -528,3 +528,9 @@ _heappush = heapq.heappush
 def _call(callback: Callable[[], None], _unused: Any) -> None:
     callback()
 
+
+# >>> compiled twin: the build cuts this block (consensus/_build_core_c.py)
+from chaos.sim._select_c import swap_in  # noqa: E402
+
+swap_in(globals(), "simulation")
+# <<< compiled twin
