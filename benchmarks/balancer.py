@@ -3,9 +3,12 @@
 Run: ``python -m benchmarks balancer [--quick] [--json FILE]`` (or ``shoal bench balancer``).
 
 Peers measured in the same run:
-- table build: the Cython kernel (``maglev_c``) vs its pure-Python twin
-  (``maglev_py``) on the same names and weights, plus ``build_table`` end to
-  end (argument checks, sorting and name hashing included);
+- table build: the Cython kernel (``maglev_c``, the default stable fill) vs its
+  pure-Python twin (``maglev_py``) on the same names and weights, the paper's
+  greedy fill in C beside it, plus ``build_table`` end to end (argument
+  checks, sorting and name hashing included);
+- balance and disruption (slots moved when one backend leaves or joins) for
+  both fill rules on the same seeds and removals;
 - per-packet path, batches of 256 TCP frames (parse the 5-tuple, SipHash-1-3,
   connection-tracking lookup, Maglev lookup on a miss, DNAT with RFC 1624
   checksum updates): the Cython kernel, its twin, and a dict-based peer (pure
@@ -77,6 +80,12 @@ def bench_tables(quick: bool) -> list[dict]:
             ),
             repeats=5 if quick else 15,
         )
+        greedy_s = median_cpu_seconds(
+            lambda encoded=encoded, weights=weights: maglev_c.populate_greedy(
+                encoded, weights, TABLE_SIZE, 1, 2
+            ),
+            repeats=5 if quick else 15,
+        )
         end_to_end_s = median_cpu_seconds(
             lambda backends=backends: build_table(backends, TABLE_SIZE, 3),
             repeats=5 if quick else 15,
@@ -91,6 +100,7 @@ def bench_tables(quick: bool) -> list[dict]:
             {
                 "backends": count,
                 "cython_ms": cython_s * 1e3,
+                "greedy_cython_ms": greedy_s * 1e3,
                 "build_table_ms": end_to_end_s * 1e3,
                 "twin_ms": twin_s * 1e3,
                 "twin_over_cython": twin_s / cython_s,
@@ -100,37 +110,41 @@ def bench_tables(quick: bool) -> list[dict]:
 
 
 def bench_balance_and_disruption(quick: bool) -> list[dict]:
+    """Balance and the slots moved when one backend leaves or joins, for both
+    fill rules (maglev_py: "stable" is the default, "greedy" the paper's)."""
     rows = []
     seeds = range(3 if quick else 8)
-    for count in (10, 100, 1000):
-        names = [f"task-{index:04d}" for index in range(count)]
-        backends = dict.fromkeys(names, 1)
-        balances, removed, added = [], [], []
-        for seed in seeds:
-            table = build_table(backends, TABLE_SIZE, seed)
-            balances.append(balance(table, count))
-            victim = names[(seed * 7919) % count]
-            rest = {name: 1 for name in names if name != victim}
-            removed.append(
-                disruption(table, names, build_table(rest, TABLE_SIZE, seed), sorted(rest))
+    for method in ("stable", "greedy"):
+        for count in (10, 100, 400, 1000):
+            names = [f"task-{index:04d}" for index in range(count)]
+            backends = dict.fromkeys(names, 1)
+            balances, removed, added = [], [], []
+            for seed in seeds:
+                table = build_table(backends, TABLE_SIZE, seed, method)
+                balances.append(balance(table, count))
+                for victim in (names[(seed * 7919) % count], names[(seed * 104729 + 1) % count]):
+                    rest = {name: 1 for name in names if name != victim}
+                    after = build_table(rest, TABLE_SIZE, seed, method)
+                    removed.append(disruption(table, names, after, sorted(rest)))
+                grown = {**backends, "task-new": 1}
+                after = build_table(grown, TABLE_SIZE, seed, method)
+                added.append(disruption(table, names, after, sorted(grown)))
+            rows.append(
+                {
+                    "method": method,
+                    "backends": count,
+                    "balance_max_over_mean_max": max(balances),
+                    "remove_one_moved_mean": float(np.mean(removed)),
+                    "remove_one_moved_max": max(removed),
+                    "remove_one_ideal": 1 / count,
+                    "remove_one_excess_mean": float(np.mean(removed)) - 1 / count,
+                    "remove_one_excess_max": max(removed) - 1 / count,
+                    "add_one_moved_max": max(added),
+                    "add_one_ideal": 1 / (count + 1),
+                    "seeds": len(seeds),
+                    "removals": len(removed),
+                }
             )
-            grown = {**backends, "task-new": 1}
-            added.append(
-                disruption(table, names, build_table(grown, TABLE_SIZE, seed), sorted(grown))
-            )
-        rows.append(
-            {
-                "backends": count,
-                "balance_max_over_mean_max": max(balances),
-                "remove_one_moved_mean": float(np.mean(removed)),
-                "remove_one_moved_max": max(removed),
-                "remove_one_ideal": 1 / count,
-                "remove_one_excess_max": max(removed) - 1 / count,
-                "add_one_moved_max": max(added),
-                "add_one_ideal": 1 / (count + 1),
-                "seeds": len(seeds),
-            }
-        )
     return rows
 
 
@@ -361,11 +375,12 @@ def main(argv: list[str]) -> int:
     tables = bench_tables(args.quick)
     print_table(
         f"Maglev table build, {TABLE_SIZE} slots (targets: 1000 backends <= 2 ms, >= 30x the twin)",
-        ["backends", "cython ms", "build_table ms", "twin ms", "twin / cython"],
+        ["backends", "cython ms", "greedy fill ms", "build_table ms", "twin ms", "twin / cython"],
         [
             [
                 r["backends"],
                 r["cython_ms"],
+                r["greedy_cython_ms"],
                 r["build_table_ms"],
                 r["twin_ms"],
                 r["twin_over_cython"],
@@ -395,22 +410,26 @@ def main(argv: list[str]) -> int:
     print_table(
         f"Balance and disruption, {TABLE_SIZE} slots (target: balance <= 1.01 at 1000 backends)",
         [
+            "fill",
             "N",
             "max/mean",
             "-1 moved avg %",
             "-1 max %",
             "1/N %",
-            "-1 excess %",
+            "-1 excess avg %",
+            "-1 excess max %",
             "+1 max %",
             "1/(N+1) %",
         ],
         [
             [
+                r["method"],
                 r["backends"],
                 f"{r['balance_max_over_mean_max']:.4f}",
                 100 * r["remove_one_moved_mean"],
                 100 * r["remove_one_moved_max"],
                 100 * r["remove_one_ideal"],
+                100 * r["remove_one_excess_mean"],
                 100 * r["remove_one_excess_max"],
                 100 * r["add_one_moved_max"],
                 100 * r["add_one_ideal"],
