@@ -11,7 +11,7 @@ next to its augmenting declarations (``<package>/_<name>_c.pxd`` if any:
 augmentation), and compiled as the extension module ``<package>._<name>_c``.
 The copy differs from the source only mechanically:
 
-* imports of the other compiled modules of the same package name their
+* imports of compiled modules (of any package in TWIN_PACKAGES) name their
   compiled copies, so the compiled modules only ever see each other's classes;
 * ``slots=True`` is dropped from dataclass decorators and ``__slots__``
   statements are removed (an extension type's attributes ARE its slots;
@@ -49,16 +49,21 @@ def source_sha256(text: str) -> str:
 
 def transform(text: str, package: str = "consensus") -> str:
     """The compiled copy of one module of ``package`` (see the module docstring)."""
-    modules = "|".join(TWIN_PACKAGES[package])
-    dotted = re.escape(package)
     digest = source_sha256(text)
     text, cut = _TWIN_BLOCK.subn("", text)
     if cut != 1:
         raise ValueError(f"a compiled {package} module must end with exactly one '# >>> compiled twin' block")
-    text = re.sub(rf"^([ ]*)from {dotted}\.({modules}) import", rf"\1from {package}._\2_c import", text, flags=re.MULTILINE)
-    text = re.sub(
-        rf"^from {dotted} import ({modules})$", rf"from {package} import _\1_c as \1", text, flags=re.MULTILINE
-    )
+    # Every package's compiled modules, not only this one's: a package runs
+    # compiled only together with the packages its declarations cimport.
+    for imported, module_names in TWIN_PACKAGES.items():
+        modules = "|".join(module_names)
+        dotted = re.escape(imported)
+        text = re.sub(
+            rf"^([ ]*)from {dotted}\.({modules}) import", rf"\1from {imported}._\2_c import", text, flags=re.MULTILINE
+        )
+        text = re.sub(
+            rf"^from {dotted} import ({modules})$", rf"from {imported} import _\1_c as \1", text, flags=re.MULTILINE
+        )
     text = text.replace(", slots=True)", ")")
     text = _SLOTS_STATEMENT.sub("", text)
     return text + f"\nSOURCE_SHA256 = {digest!r}\n"

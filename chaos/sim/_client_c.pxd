@@ -1,0 +1,22 @@
+# Augmenting declarations for the compiled copy of chaos/sim/client.py (see
+# consensus/_build_core_c.py): a client operation's fields become C slots and
+# complete() a C-level call from the hosts and the timeout sweep.
+cimport cython
+
+@cython.final
+cdef class ClientOp:
+    cdef public object op_id
+    cdef public object kind
+    cdef public object node
+    cdef public object payload
+    cdef public object callback
+    cdef public object invoke_us
+    cdef public object deadline_us
+    cdef public object result
+
+    # complete() stays a Python method: it is called with keywords that skip
+    # optional positionals, which a C-level call cannot do.
+
+@cython.final
+cdef class DeferredCall:
+    cdef public object call
