@@ -15,7 +15,8 @@ cnp.import_array()
 cdef int SIMD_LEVEL_INDEX = shoal_flowhash_simd_level()
 # Lanes used by flow_hash_array and the balancer kernel on this CPU (results are
 # identical at every level; only the speed differs).
-SIMD_LEVEL = ("scalar", "avx2", "avx512")[SIMD_LEVEL_INDEX]
+SIMD_LEVELS = ("scalar", "avx2", "avx512")
+SIMD_LEVEL = SIMD_LEVELS[SIMD_LEVEL_INDEX]
 
 cdef enum:
     HASH_BLOCK = 64  # flows whose message words are staged on the stack at a time
@@ -35,9 +36,19 @@ def flow_hash(uint64_t k0, uint64_t k1, uint32_t protocol, uint32_t source_ip, u
 
 def flow_hash_array(uint64_t k0, uint64_t k1, const uint8_t[::1] protocols, const uint32_t[::1] source_ips,
                     const uint32_t[::1] destination_ips, const uint16_t[::1] source_ports,
-                    const uint16_t[::1] destination_ports, uint64_t[::1] out) -> None:
-    """Hash every 5-tuple of the equal-length input arrays into ``out``."""
+                    const uint16_t[::1] destination_ports, uint64_t[::1] out, simd_level=None) -> None:
+    """Hash every 5-tuple of the equal-length input arrays into ``out``.
+
+    ``simd_level`` ("scalar", "avx2", "avx512") caps the lanes used, so tests
+    can run every level this CPU has; above ``SIMD_LEVEL`` is a ValueError."""
     cdef Py_ssize_t count = out.shape[0]
+    cdef int level = SIMD_LEVEL_INDEX
+    if simd_level is not None:
+        if simd_level not in SIMD_LEVELS:
+            raise ValueError(f"simd_level must be one of {SIMD_LEVELS}, got {simd_level!r}")
+        level = SIMD_LEVELS.index(simd_level)
+        if level > SIMD_LEVEL_INDEX:
+            raise ValueError(f"this CPU supports SIMD up to {SIMD_LEVEL}, not {simd_level}")
     if not (protocols.shape[0] == source_ips.shape[0] == destination_ips.shape[0]
             == source_ports.shape[0] == destination_ports.shape[0] == count):
         raise ValueError("flow_hash_array: every array must have the length of out")
@@ -52,5 +63,5 @@ def flow_hash_array(uint64_t k0, uint64_t k1, const uint8_t[::1] protocols, cons
                 words0[index] = flow_words0(source_ips[base + index], destination_ips[base + index])
                 words1[index] = flow_words1(protocols[base + index], source_ports[base + index],
                                             destination_ports[base + index])
-            shoal_flow_hash13_many(k0, k1, words0, words1, &out[base], <size_t>block, SIMD_LEVEL_INDEX)
+            shoal_flow_hash13_many(k0, k1, words0, words1, &out[base], <size_t>block, level)
             base += block

@@ -18,6 +18,10 @@ import numpy as np
 MASK64 = (1 << 64) - 1
 
 
+SIMD_LEVELS = ("scalar", "avx2", "avx512")
+SIMD_LEVEL = "scalar"  # the twin has no lanes; the C module reports its own
+
+
 def _rotl(value: int, bits: int) -> int:
     return ((value << bits) | (value >> (64 - bits))) & MASK64
 
@@ -93,8 +97,15 @@ def flow_hash_array(
     source_ports: np.ndarray,
     destination_ports: np.ndarray,
     out: np.ndarray,
+    simd_level: str | None = None,
 ) -> None:
-    """Hash every 5-tuple of the equal-length input arrays into ``out``."""
+    """Hash every 5-tuple of the equal-length input arrays into ``out``.
+
+    ``simd_level`` is accepted for the C kernel's API and ignored: the twin
+    hashes one flow at a time (``SIMD_LEVEL`` is always "scalar").
+    """
+    if simd_level is not None and simd_level not in SIMD_LEVELS:
+        raise ValueError(f"simd_level must be one of {SIMD_LEVELS}, got {simd_level!r}")
     count = len(out)
     if not (
         len(protocols)
