@@ -89,8 +89,12 @@ def test_share_of_slots_follows_share_of_weight(
 # 3,000 random cases for N = 3..19, 3 removals passed 1% (the worst by 0.38
 # points: one backend's preference list loses most contests and ends up
 # claiming the last free slots deep in its list, and that long claim shifts
-# when any backend leaves).  So for N < 20 the bound is asserted on fixed cases
-# and the property over every seed carries a 2% margin.
+# when any backend leaves).  The tail comes from the paper's arithmetic lists
+# (offset + j * skip: two backends' ranks of a slot are linearly related): with
+# the same rule on uniformly random permutations, 2,000 random cases for
+# N = 3..19 moved at most 0.39% beyond 1/N.  Keeping the paper's offset/skip
+# lists, for N < 20 the bound is asserted on fixed cases and the property over
+# every seed carries a 2% margin.
 # (Figures: python -m benchmarks balancer prints mean and worst of both fills.)
 @pytest.mark.parametrize("count", [2, 3, 10, 50, 100, 1000])
 @pytest.mark.parametrize("seed", [0, 1, 2**64 - 1])
