@@ -16,6 +16,8 @@ The copy differs from the source only mechanically:
 * ``slots=True`` is dropped from dataclass decorators and ``__slots__``
   statements are removed (an extension type's attributes ARE its slots;
   Cython refuses both);
+* each class named in OPEN_CLASSES becomes an extension type with a plain
+  Python subclass of the original name on top (see OPEN_CLASSES);
 * the "compiled twin" block at the end of each source (which swaps the pure
   module's names for the compiled ones, see consensus/_select_c.py) is cut;
 * the SHA-256 of the source is appended as ``SOURCE_SHA256``, so a source
@@ -37,6 +39,12 @@ CORE_MODULES = ("types", "storage", "progress", "log", "read_only", "confchange"
 # subclass BaseApplication; the rest is not on the per-event path).
 SIM_MODULES = ("client", "disk", "network", "host", "simulation")
 TWIN_PACKAGES = {"consensus": CORE_MODULES, "chaos.sim": SIM_MODULES}
+# Classes that Python code patches (tests/sim/conftest.py wraps
+# Simulation.__init__), which an extension type refuses: the copy compiles the
+# class as the extension type ``_<Name>Core`` (declared in the .pxd) and
+# defines ``<Name>`` as a plain Python subclass of it, so the class stays
+# patchable while its methods run on C slots.
+OPEN_CLASSES = {"chaos.sim": ("Simulation",)}
 BUILD_DIRECTORY = os.path.join("build", "core_c")
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SLOTS_STATEMENT = re.compile(r"^(?P<indent>[ ]+)__slots__ = \((?:[^()]|\n)*?\)\n", re.MULTILINE)
@@ -66,6 +74,11 @@ def transform(text: str, package: str = "consensus") -> str:
         )
     text = text.replace(", slots=True)", ")")
     text = _SLOTS_STATEMENT.sub("", text)
+    for name in OPEN_CLASSES.get(package, ()):
+        text, renamed = re.subn(rf"^class {name}\b", f"class _{name}Core", text, flags=re.MULTILINE)
+        if renamed:
+            text += (f"\n\nclass {name}(_{name}Core):\n    __doc__ = _{name}Core.__doc__\n"
+                     f"    __module__ = __name__\n")
     return text + f"\nSOURCE_SHA256 = {digest!r}\n"
 
 
