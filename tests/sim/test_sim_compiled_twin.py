@@ -12,8 +12,6 @@ the compiled run falls back to the twin and the agreement test is skipped.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +21,8 @@ import chaos.sim._select_c as sim_select_c
 from consensus import _build_core_c as build_c
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPOSITORY / "tests" / "consensus"))
+from test_raft_compiled_twin import run_core  # noqa: E402  (one script, two subprocesses: pure and compiled)
 
 # One script, run once per implementation.  It prints the simulator and core
 # in use, then (1) simulator runs with lossy, duplicating, reordering links,
@@ -120,22 +120,9 @@ for seed in (5, 8):
 '''
 
 
-def run_simulator(pure: bool) -> list[str]:
-    env = dict(os.environ)
-    env.pop("SHOAL_PURE", None)
-    if pure:
-        env["SHOAL_PURE"] = "1"
-    done = subprocess.run(
-        [sys.executable, "-c", AGREEMENT_SCRIPT], cwd=REPOSITORY, env=env, capture_output=True, text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, f"simulator run (pure={pure}) failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout.splitlines()
-
-
 def test_compiled_and_pure_simulators_agree() -> None:
-    compiled = run_simulator(pure=False)
-    pure = run_simulator(pure=True)
+    compiled = run_core(pure=False, script=AGREEMENT_SCRIPT)
+    pure = run_core(pure=True, script=AGREEMENT_SCRIPT)
     assert pure[0] == "implementation python python", pure[0]
     if compiled[0] != "implementation cython cython":
         pytest.skip("compiled simulator not built (python setup.py build_ext --inplace)")
