@@ -69,7 +69,7 @@ class CompiledTwin:
                     f"the compiled {self.label} is stale ({path}/{name}.py changed since it was built); "
                     f"running the pure-Python {self.label} - rebuild with: python setup.py build_ext --inplace",
                     RuntimeWarning,
-                    stacklevel=4,
+                    stacklevel=5,  # decide, implementation, compiled, swap_in, the source
                 )
                 return "python"
         return "cython"
@@ -109,16 +109,8 @@ def _decide() -> str:
     return CORE.decide()
 
 
-def implementation() -> str:
-    """'cython' or 'python': the Raft core this process runs (decided once)."""
-    return CORE.implementation()
-
-
-def compiled(name: str) -> Optional[ModuleType]:
-    """The compiled module for core module ``name``, or None for the twin."""
-    return CORE.compiled(name)
-
-
-def swap_in(namespace: dict, name: str) -> None:
-    """See CompiledTwin.swap_in."""
-    CORE.swap_in(namespace, name)
+# Bound methods, so a stale-build warning points at the source's swap-in line
+# (the same call depth for every package).
+implementation = CORE.implementation
+compiled = CORE.compiled
+swap_in = CORE.swap_in

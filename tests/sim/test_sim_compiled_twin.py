@@ -151,7 +151,7 @@ def test_one_simulator_per_process() -> None:
         assert simulation.ManagerHost is host.ManagerHost is chaos.sim.ManagerHost
 
 
-def test_simulator_needs_the_compiled_core(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_simulator_needs_the_compiled_core_and_a_fresh_build(monkeypatch: pytest.MonkeyPatch) -> None:
     from consensus._select_c import CompiledTwin
 
     monkeypatch.delenv("SHOAL_PURE", raising=False)
@@ -163,6 +163,12 @@ def test_simulator_needs_the_compiled_core(monkeypatch: pytest.MonkeyPatch) -> N
     assert sim_select_c.SIM.decide() == "python"
     with pytest.raises(ValueError):
         sim_select_c.SIM.compiled("fuzz")
+    monkeypatch.delenv("SHOAL_PURE")
+    if sim_select_c.SIM.decide() != "cython":
+        pytest.skip("compiled simulator not built")
+    monkeypatch.setattr(sim_select_c, "_source_sha256", lambda name: "0" * 64)
+    with pytest.warns(RuntimeWarning, match="compiled simulator is stale"):
+        assert sim_select_c.SIM.decide() == "python"  # a source edited after the build
 
 
 def test_sim_build_copy_is_the_source_mechanically_changed() -> None:
