@@ -49,9 +49,11 @@ def cython_extensions() -> list:
 
 
 def core_extensions() -> list:
-    """The compiled Raft core: consensus/{types,...,raft}.py compiled with their
-    .pxd declarations; the .py files stay the pure-Python twin (see
-    consensus/_build_core_c.py, loaded by path so building imports no core)."""
+    """The compiled twins: the Raft core (consensus/{types,...,raft}.py) and the
+    simulator's hot modules (chaos/sim/{client,disk,network,host,simulation}.py)
+    compiled with their .pxd declarations; the .py files stay the pure-Python
+    twin (see consensus/_build_core_c.py, loaded by path so building imports
+    no core)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("_build_core_c", os.path.join("consensus", "_build_core_c.py"))
@@ -81,6 +83,7 @@ setup(
     package_data={
         **{p: ["*.pyx", "*.pxd"] for p in PACKAGES},
         "chaos": ["*.pyx", "*.pxd", "experiments/*.yaml"],
+        "chaos.sim": ["*.pxd"],
     },
     ext_modules=cython_extensions() + core_extensions(),
     install_requires=[
