@@ -155,6 +155,10 @@ def quotas(const int64_t[::1] weights, uint32_t size):
     return needs
 
 
+cdef enum:
+    FEW_CLAIMANTS = 128  # at most this many backends finish by next-free scans (_finish_by_next_free)
+
+
 ctypedef struct Claimant:
     int32_t index
     uint32_t position
@@ -168,9 +172,12 @@ cdef void _populate_ranked(Claimant* waiting, Py_ssize_t waiting_count, uint32_t
     cdef Claimant claimant
     cdef uint32_t slot
     cdef int32_t owner, is_free
+    # The rounds end once few backends wait and most slots are taken: one in
+    # eight of the backends that started, at most FEW_CLAIMANTS.
+    cdef Py_ssize_t few = min(<Py_ssize_t>FEW_CLAIMANTS, max(<Py_ssize_t>1, waiting_count // 8))
     for slot in range(size):
         table[slot] = -1
-    while waiting_count > 1:
+    while waiting_count > few:
         # One round of preference rank: each waiting backend asks for the next
         # slot of its list.  The waiting list is packed in place (index order
         # kept), so a round is one sequential pass plus the table probes.
@@ -190,19 +197,87 @@ cdef void _populate_ranked(Claimant* waiting, Py_ssize_t waiting_count, uint32_t
             waiting[write] = claimant
             write += claimant.need > 0
         waiting_count = write
-    if waiting_count == 1:
-        # The last backend left has nobody to compete with: its rounds are a
-        # plain scan of its list for the free slots (the long tail, often
-        # tens of thousands of rounds of one probe each).
-        claimant = waiting[0]
+    if waiting_count > 0:
+        _finish_by_next_free(waiting, waiting_count, size, table)
+
+
+cdef inline uint32_t _next_free(Claimant* claimant, uint32_t size, int32_t* table, uint64_t* rank) noexcept nogil:
+    """Advance ``claimant`` (and its ``rank``) to the first slot of its list,
+    from its current position on, that is still free; return that slot."""
+    cdef uint32_t slot = claimant.position
+    while table[slot] >= 0:
+        slot += claimant.skip
+        if slot >= size:
+            slot -= size
+        rank[0] += 1
+    claimant.position = slot
+    return slot
+
+
+cdef void _sift_down(uint64_t* heap, Py_ssize_t count, Py_ssize_t at) noexcept nogil:
+    cdef Py_ssize_t child
+    cdef uint64_t item = heap[at]
+    while True:
+        child = 2 * at + 1
+        if child >= count:
+            break
+        if child + 1 < count and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] >= item:
+            break
+        heap[at] = heap[child]
+        at = child
+    heap[at] = item
+
+
+cdef void _finish_by_next_free(Claimant* waiting, Py_ssize_t waiting_count, uint32_t size,
+                               int32_t* table) noexcept nogil:
+    """The last rounds, once few backends still need slots: most of their
+    probes hit taken slots, so instead of a round per rank, each backend scans
+    ahead to its next free slot and the claims are taken in (rank, index)
+    order from a heap.  Same result as the rounds: a pair (rank, backend)
+    whose slot is taken does nothing in either, and the claims happen in the
+    same order.  Keys are rank << 32 | waiting position (positions follow the
+    index order, so ties go to the lower index as in a round)."""
+    cdef Py_ssize_t count = waiting_count, at
+    cdef uint64_t heap[FEW_CLAIMANTS]
+    cdef uint64_t ranks[FEW_CLAIMANTS]
+    cdef uint64_t key
+    cdef uint32_t slot
+    cdef Claimant* claimant
+    for at in range(count):
+        ranks[at] = 0  # ranks relative to the current round: only the order matters
+        _next_free(waiting + at, size, table, ranks + at)
+        heap[at] = (ranks[at] << 32) | <uint64_t>at
+    for at in range(count // 2 - 1, -1, -1):
+        _sift_down(heap, count, at)
+    while count > 0:
+        key = heap[0]
+        at = <Py_ssize_t>(key & 0xFFFFFFFFULL)
+        claimant = waiting + at
         slot = claimant.position
-        while claimant.need > 0:
-            if table[slot] < 0:
-                table[slot] = claimant.index
-                claimant.need -= 1
-            slot += claimant.skip
-            if slot >= size:
-                slot -= size
+        if table[slot] >= 0:
+            # Taken since this backend last looked: look again, same backend.
+            _next_free(claimant, size, table, ranks + at)
+            heap[0] = (ranks[at] << 32) | <uint64_t>at
+            _sift_down(heap, count, 0)
+            continue
+        table[slot] = claimant.index
+        claimant.need -= 1
+        if claimant.need == 0:
+            count -= 1
+            heap[0] = heap[count]
+            if count > 0:
+                _sift_down(heap, count, 0)
+            continue
+        slot += claimant.skip
+        if slot >= size:
+            slot -= size
+        claimant.position = slot
+        ranks[at] += 1
+        _next_free(claimant, size, table, ranks + at)
+        heap[0] = (ranks[at] << 32) | <uint64_t>at
+        _sift_down(heap, count, 0)
 
 
 def populate(list names, const int64_t[::1] weights, uint32_t size, uint64_t k0, uint64_t k1):

@@ -246,6 +246,21 @@ def test_cython_and_twin_agree_exactly(backends: dict[str, int], size: int, seed
         assert (table_c == table_p).all(), rule
 
 
+@pytest.mark.parametrize(("count", "size"), [(9, 65537), (130, 10007), (1000, 10007), (1000, 65537)])
+def test_cython_rounds_and_next_free_finish_agree_with_the_twin(count: int, size: int) -> None:
+    # The C kernel stops the rounds when few backends still wait (one in eight,
+    # at most 128) and finishes with next-free scans in (rank, index) order;
+    # the twin runs rounds to the end.  Weighted, so quotas differ per backend.
+    rng = np.random.default_rng(count + size)
+    encoded = [f"svc-{index}".encode() for index in range(count)]
+    weights = rng.integers(0, 7, count).astype(np.int64)
+    weights[0] = 1
+    k0, k1 = (int(word) for word in rng.integers(0, 2**63, 2, dtype=np.uint64))
+    table_c = maglev_c.populate(encoded, weights, size, k0, k1)
+    assert (table_c == maglev_py.populate(encoded, weights, size, k0, k1)).all()
+    assert slot_counts(table_c, count).tolist() == maglev_py.quotas(weights.tolist(), size)
+
+
 def test_thousand_backends_balance_within_one_percent() -> None:
     table = build_table({f"task-{index:04d}": 1 for index in range(1000)})
     assert balance(table, 1000) <= 1.01
