@@ -32,7 +32,7 @@ from chaos.history import History
 from chaos.sim import FAIL, OK, BaseApplication, ClientResult, LinkConfig, SimConfig, Simulation
 from chaos.sim.rng import derive_rng
 from chaos.workloads import KvRequest, Outcome, ServiceRequest
-from consensus.kv import KvOp, KvResult, KvStateMachine, KvStatus, encode_command
+from consensus.kv import KvOp, KvResult, KvStateMachine, KvStatus, encode_command, validate_command
 from consensus.read_only import ReadOnlyOption
 from consensus.types import ConfChange, ConfChangeType, Entry, StateRole
 
@@ -42,6 +42,9 @@ SCHEDULER_TAG = b"S"
 # redirect loops while leadership moves).
 REDIRECTS_MAX = 6
 NO_QUORUM = "no quorum"
+# Decoded kv commands kept for the other managers' applies (see
+# SimCluster.kv_command); the table is emptied when it reaches this size.
+KV_COMMANDS_CACHED_MAX = 4096
 
 
 class ManagerApp(BaseApplication):
@@ -60,7 +63,14 @@ class ManagerApp(BaseApplication):
         self.applied_index = entry.index
         tag = data[:1]
         if tag == KV_TAG:
-            return self.kv.apply(data[1:]).to_wire()
+            # Every manager applies the same entry: decode and validate it once
+            # (the first manager to apply it), execute it on each replica.
+            command = self.cluster.kv_commands.get(data)
+            if command is None:
+                command = self.cluster.kv_command(data)
+                if command is None:  # malformed: the state machine words the error
+                    return self.kv.apply(data[1:]).to_wire()
+            return self.kv.apply_valid(command).to_wire()
         if tag == SCHEDULER_TAG and self.swarm is not None:
             result = self.cluster.scheduler.apply(self.swarm, entry.index, data[1:])
             self.cluster.observe_vip(self, entry.index)
@@ -147,6 +157,7 @@ class SimCluster:
         self.manager_ids = [self.ids[node.name] for node in experiment.managers]
         self.worker_ids = [self.ids[node.name] for node in experiment.workers]
         self.scheduler = scheduler_adapter(self)
+        self.kv_commands: dict[bytes, list[Any]] = {}
         self.sim = Simulation(config, app_factory=lambda node_id: ManagerApp(self, node_id))
         # The figure-3 observer runs after every simulated event: only when asked for.
         self.safety = _safety_observer() if "raft-safety" in experiment.checkers else None
@@ -181,6 +192,21 @@ class SimCluster:
         self.leader_guess: int | None = None
         self.vip: list[VipObservation] = []
         self.requests = {"kv": 0, "service": 0, "redirects": 0, "no_quorum": 0}
+
+    def kv_command(self, data: bytes) -> list[Any] | None:
+        """The decoded command of a committed ``K`` entry when it is valid, else
+        None; remembered by the entry's bytes for the other managers (the
+        decoded list is only read by KvStateMachine.apply_valid)."""
+        try:
+            command = msgpack.unpackb(data[1:], use_list=True, raw=False, strict_map_key=True)
+        except Exception:  # msgpack raises several types for garbage
+            return None
+        if validate_command(command) is not None:
+            return None
+        if len(self.kv_commands) >= KV_COMMANDS_CACHED_MAX:
+            self.kv_commands.clear()
+        self.kv_commands[data] = command
+        return command
 
     def _join(self, node_id: int, timeout_us: int, tick_us: int) -> None:
         """Add ``node_id`` as a learner, wait until it caught up, promote it."""

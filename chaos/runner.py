@@ -271,6 +271,8 @@ def encode_history(history: History) -> bytes:
 def _track_leaders(leaders: list[tuple[str, int]], open_leaders: dict[tuple[str, int], int], timeline: Timeline,
                    now_ms: int) -> None:
     current = set(leaders)
+    if open_leaders.keys() == current:
+        return  # no change: almost every tick
     for key in sorted(set(open_leaders) - current):
         start_ms = open_leaders.pop(key)
         timeline.leaders.append(LeaderSpan(key[0], key[1], start_ms, now_ms))

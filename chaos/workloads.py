@@ -137,6 +137,8 @@ class KvClients:
     def expire(self, now_ms: int) -> list[KvRequest]:
         """Turn requests past their deadline into ``info`` (unknown outcome)."""
         overdue = [request for request in self.in_flight.values() if request.deadline_ms <= now_ms]
+        if not overdue:
+            return overdue  # the common case: called every tick
         for request in sorted(overdue, key=lambda request: request.process):
             self.complete(request, "info", None, now_ms, error=f"timeout after {self.spec.timeout_ms} ms")
         return overdue
@@ -180,6 +182,8 @@ class ServiceClient:
         return True
 
     def expire(self, now_ms: int) -> None:
+        if not self.in_flight:
+            return  # the common case: called every tick
         for request in sorted(self.in_flight.values(), key=lambda request: request.process):
             if request.deadline_ms <= now_ms:
                 self.complete(request, "info", now_ms, error=f"timeout after {self.TIMEOUT_MS} ms")

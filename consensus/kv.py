@@ -200,10 +200,18 @@ class KvStateMachine:
         return results
 
     def apply_decoded(self, command: Any) -> KvResult:
-        self.applied_commands += 1
         reason = validate_command(command)
         if reason is not None:
+            self.applied_commands += 1
             return KvResult(KvStatus.ERROR, reason)
+        return self.apply_valid(command)
+
+    def apply_valid(self, command: list[Any]) -> KvResult:
+        """Apply a command that :func:`validate_command` accepted.  For callers
+        that decode and validate an entry once for several replicas in one
+        process (the simulator's managers): each replica still executes it
+        against its own state.  ``command`` is only read, never changed."""
+        self.applied_commands += 1
         op, client_id, request_id, ack_below, key, value, expected = command
         if client_id == 0:
             if op == 2:  # the common case, inlined

@@ -4,7 +4,7 @@ from __future__ import annotations
 import msgpack
 from hypothesis import given, strategies as st
 
-from consensus.kv import KvOp, KvResult, KvStateMachine, KvStatus, encode_command
+from consensus.kv import KvOp, KvResult, KvStateMachine, KvStatus, encode_command, validate_command
 
 keys = st.sampled_from(["a", "b", "c", b"a", b"k"])
 values = st.one_of(st.text(max_size=4), st.binary(max_size=4))
@@ -130,3 +130,19 @@ def test_sessions_are_bounded_and_evictions_are_reported() -> None:
     assert retry.status == KvStatus.SESSION_EXPIRED
     assert machine.data["a"] == "xxx"
     assert KvResult.from_wire(retry.to_wire()) == retry
+
+
+@given(st.lists(commands, max_size=40))
+def test_apply_valid_equals_apply_and_leaves_the_command_unchanged(ops) -> None:
+    # The simulator decodes an entry once and hands the same list to every
+    # manager's apply_valid: it must act like apply() and never change the list.
+    encoded = [encode_command(op, key, value, expected, client_id=3, request_id=i % 5)
+               for i, (op, key, value, expected) in enumerate(ops)]
+    by_bytes, by_list = KvStateMachine(), KvStateMachine()
+    for raw in encoded:
+        command = msgpack.unpackb(raw, use_list=True, raw=False, strict_map_key=True)
+        assert validate_command(command) is None
+        before = list(command)
+        assert by_list.apply_valid(command) == by_bytes.apply(raw)
+        assert command == before
+    assert by_list.snapshot() == by_bytes.snapshot()
