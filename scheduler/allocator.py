@@ -248,6 +248,8 @@ class Allocator(Component):
         if self.resync:
             self.resync = False
             self._rebuild(store)
+        if self.skip_idle_ticks and not self.dirty_services and not self.new_tasks:
+            return []   # idle tick: no service changed, no task waits (the full pass would do nothing)
         now = context.now_ticks
         ops: list = []
         service_error: dict[str, str] = {}

@@ -201,8 +201,9 @@ class Dispatcher(Component):
         self.sent[node_id] = fingerprint
         secret_names = sorted({name for t in tasks for name in t.template.secrets})
         config_names = sorted({name for t in tasks for name in t.template.configs})
-        secrets = tuple(s for s in store.list("secret") if s.name in secret_names)
-        configs = tuple(c for c in store.list("config") if c.name in config_names)
+        # (no names, nothing to look up: most nodes' tasks use no secret or config)
+        secrets = tuple(s for s in store.list("secret") if s.name in secret_names) if secret_names else ()
+        configs = tuple(c for c in store.list("config") if c.name in config_names) if config_names else ()
         self.outbox.append((node_id, Assignments(node_id, session, tuple(tasks), secrets, configs)))
 
     def take_outbox(self) -> list[tuple[str, object]]:

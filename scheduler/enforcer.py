@@ -28,6 +28,8 @@ class ConstraintEnforcer(Component):
                 self.dirty_nodes.add(event.obj.id)
 
     def tick(self, context: Context) -> list:
+        if self.skip_idle_ticks and not self.dirty_nodes:
+            return []   # idle tick: no node changed (the full pass would do nothing)
         store = context.store
         ops: list = []
         for node_id in sorted(self.dirty_nodes):

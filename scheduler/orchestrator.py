@@ -94,6 +94,8 @@ class Orchestrator(Component):
                 self.all_dirty = True
 
     def tick(self, context: Context) -> list:
+        if self.skip_idle_ticks and not self.all_dirty and not self.dirty and not self.wakeups:
+            return []   # idle tick: nothing marked by events, nothing to wake (the full pass would do nothing)
         store = context.store
         now = context.now_ticks
         if self.all_dirty:

@@ -62,6 +62,8 @@ class TaskReaper(Component):
                 self.all_dirty = True
 
     def tick(self, context: Context) -> list:
+        if self.skip_idle_ticks and not self.all_dirty and not self.dirty:
+            return []   # idle tick: no service marked by events (the full pass would do nothing)
         store = context.store
         if self.all_dirty:
             targets = set(store.tasks_by_service)

@@ -18,6 +18,9 @@ from typing import Protocol
 from scheduler.model import TaskState, TaskTemplate
 
 
+_NEVER = float("inf")   # no start or exit scheduled
+
+
 @dataclass(frozen=True, slots=True)
 class RuntimeEvent:
     task_id: str
@@ -35,6 +38,9 @@ class Runtime(Protocol):
 
 
 class SimulatedRuntime:
+    # Tests switch this off to compare with a full pass on every poll.
+    skip_idle_polls = True
+
     def __init__(self, rng: random.Random, start_latency_ticks: tuple[int, int] = (1, 3)) -> None:
         low, high = start_latency_ticks
         assert 0 <= low <= high, f"bad latency range {start_latency_ticks}"
@@ -46,12 +52,20 @@ class SimulatedRuntime:
         self.failures: list[RuntimeEvent] = []
         self.fail_starts_left = 0
         self.started_total = 0
+        # A lower bound on the earliest tick at which a start completes or a
+        # running task exits: a poll before it (with no injected failure)
+        # would find nothing, so it returns at once. Removals (stop, crash)
+        # leave it a valid bound; a full poll recomputes it exactly.
+        self.next_due_ticks: float = _NEVER
 
     def start(self, task_id: str, template: TaskTemplate, now_ticks: int) -> None:
         if task_id in self.starting or task_id in self.running:
             return
         self.started_total += 1
-        self.starting[task_id] = (now_ticks + self.rng.randint(*self.latency), template)
+        ready_at = now_ticks + self.rng.randint(*self.latency)
+        self.starting[task_id] = (ready_at, template)
+        if ready_at < self.next_due_ticks:
+            self.next_due_ticks = ready_at
 
     def stop(self, task_id: str, now_ticks: int) -> None:
         self.starting.pop(task_id, None)
@@ -72,6 +86,8 @@ class SimulatedRuntime:
         self.running.clear()
 
     def poll(self, now_ticks: int) -> list[RuntimeEvent]:
+        if self.skip_idle_polls and now_ticks < self.next_due_ticks and not self.failures:
+            return []   # most ticks: nothing starts or exits yet
         events, self.failures = self.failures, []
         for task_id in sorted(self.starting):
             ready_at, template = self.starting[task_id]
@@ -97,4 +113,8 @@ class SimulatedRuntime:
                 code = self.exit_codes.pop(task_id, 0)
                 events.append(RuntimeEvent(task_id, TaskState.COMPLETE if code == 0 else TaskState.FAILED, code,
                                            "finished" if code == 0 else "task: non-zero exit"))
+        self.next_due_ticks = min((ready_at for ready_at, _ in self.starting.values()), default=_NEVER)
+        for exit_at in self.running.values():
+            if exit_at and exit_at < self.next_due_ticks:
+                self.next_due_ticks = exit_at
         return events

@@ -82,6 +82,8 @@ class Updater(Component):
                     active.discard(service.id)
 
     def tick(self, context: Context) -> list:
+        if self.skip_idle_ticks and not self.all_dirty and not self.dirty and not self.wakeups:
+            return []   # idle tick: nothing marked by events, nothing to wake (the full pass would do nothing)
         store = context.store
         now = context.now_ticks
         if self.all_dirty:
