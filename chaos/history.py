@@ -69,6 +69,32 @@ class Op:
             raise HistoryError(f"not a history line: {line[:120]!r} ({error})") from error
 
 
+# Op's slot descriptors, for History's recorder path: a frozen dataclass sets
+# each field through object.__setattr__ by name, which costs about half of
+# building an Op; the recorder builds two per client operation.
+_new_op = object.__new__
+(_set_index, _set_process, _set_type, _set_f, _set_key, _set_value, _set_time_ns, _set_node,
+ _set_error) = (Op.__dict__[name].__set__
+                for name in ("index", "process", "type", "f", "key", "value", "time_ns", "node", "error"))
+
+
+def _recorded_op(index: int, process: int, type: str, f: str, key: str | None, value: Any, time_ns: int,
+                 node: str | None, error: str | None) -> Op:
+    """``Op(...)`` with the same checks (``Op.__post_init__``), built faster."""
+    op = _new_op(Op)
+    _set_index(op, index)
+    _set_process(op, process)
+    _set_type(op, type)
+    _set_f(op, f)
+    _set_key(op, key)
+    _set_value(op, value)
+    _set_time_ns(op, time_ns)
+    _set_node(op, node)
+    _set_error(op, error)
+    op.__post_init__()
+    return op
+
+
 class History:
     """An append-only list of operations with a recorder's bookkeeping.
 
@@ -101,7 +127,7 @@ class History:
 
     def invoke(self, process: int, f: str, key: str | None, value: Any, time_ns: int,
                node: str | None = None) -> Op:
-        return self._add(Op(len(self.ops), process, "invoke", f, key, value, time_ns, node))
+        return self._add(_recorded_op(len(self.ops), process, "invoke", f, key, value, time_ns, node, None))
 
     def complete(self, process: int, type: OpType, value: Any, time_ns: int,
                  error: str | None = None) -> Op:
@@ -110,8 +136,8 @@ class History:
             raise HistoryError(f"process {process} has no open invocation to complete")
         if type == "invoke":
             raise HistoryError("a completion cannot have type 'invoke'")
-        return self._add(Op(len(self.ops), process, type, invoked.f, invoked.key, value,
-                            time_ns, invoked.node, error))
+        return self._add(_recorded_op(len(self.ops), process, type, invoked.f, invoked.key, value,
+                                      time_ns, invoked.node, error))
 
     def open_processes(self) -> list[int]:
         return sorted(self._open)
