@@ -21,6 +21,10 @@ from scheduler.runtime import Runtime
 
 REGISTER_RETRY_TICKS = 10
 STEPS_BEFORE_START = (TaskState.ACCEPTED, TaskState.PREPARING, TaskState.READY)
+# Members as module constants for the per-tick paths (an Enum class attribute
+# lookup costs about two global reads on CPython 3.11).
+_READY, _STARTING, _RUNNING = TaskState.READY, TaskState.STARTING, TaskState.RUNNING
+_COMPLETE, _SHUTDOWN = TaskState.COMPLETE, TaskState.SHUTDOWN
 
 
 @dataclass(slots=True)
@@ -142,16 +146,16 @@ class Agent:
         for task_id in sorted(self.tasks):
             local = self.tasks[task_id]
             desired = local.task.desired_state
-            if desired > TaskState.RUNNING:
-                if local.state < TaskState.COMPLETE:
+            if desired > _RUNNING:
+                if local.state < _COMPLETE:
                     self.runtime.stop(task_id, now_ticks)
-                    self._move(local, TaskState.SHUTDOWN, now_ticks, "shutdown")
+                    self._move(local, _SHUTDOWN, now_ticks, "shutdown")
                 continue
-            if local.state < TaskState.READY:
+            if local.state < _READY:
                 following = next(s for s in STEPS_BEFORE_START if s > local.state)
                 self._move(local, following, now_ticks, following.name.lower())
-            elif local.state == TaskState.READY and desired == TaskState.RUNNING:
-                self._move(local, TaskState.STARTING, now_ticks, "starting")
+            elif local.state == _READY and desired == _RUNNING:
+                self._move(local, _STARTING, now_ticks, "starting")
                 self.runtime.start(task_id, local.task.template, now_ticks)
 
     def _move(self, local: _Local, state: TaskState, now_ticks: int, message: str, exit_code: int = 0) -> None:

@@ -152,17 +152,19 @@ class Manager:
                 component.start(self.context)
             if self.store.get("network", INGRESS_NETWORK.id) is None:
                 proposals.append(self._propose_ops("bootstrap", [Create(INGRESS_NETWORK)], None))
-        in_flight = list(self.in_flight.items()) if self.in_flight else ()
-        for sequence, (component, proposed_at) in in_flight:
-            if now_ticks - proposed_at > self.config.proposal_timeout_ticks:
-                del self.in_flight[sequence]
-                self.busy.discard(component.name)
-                self.stats["proposal_timeouts"] += 1
-                component.on_result(False, self.context)
+        context = self.context
+        if self.in_flight:
+            for sequence, (component, proposed_at) in list(self.in_flight.items()):
+                if now_ticks - proposed_at > self.config.proposal_timeout_ticks:
+                    del self.in_flight[sequence]
+                    self.busy.discard(component.name)
+                    self.stats["proposal_timeouts"] += 1
+                    component.on_result(False, context)
+        busy = self.busy
         for component in self.components:
-            if component.name in self.busy:
+            if busy and component.name in busy:
                 continue
-            ops = component.tick(self.context)
+            ops = component.tick(context)
             if ops:
                 proposals.append(self._propose_ops(component.name, ops, component))
         return proposals
