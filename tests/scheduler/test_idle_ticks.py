@@ -1,6 +1,8 @@
-"""Components return at once from ticks with nothing marked dirty, and the
-simulated runtime from polls before its next due start or exit. Both are
-switches (Component.skip_idle_ticks, SimulatedRuntime.skip_idle_polls): a
+"""Components return at once from ticks with nothing marked dirty, the
+simulated runtime from polls before its next due start or exit, and an agent
+skips its pass over the tasks after an Assignments message that changed none
+of them. All are switches (Component.skip_idle_ticks,
+SimulatedRuntime.skip_idle_polls, Agent.skip_settled_passes): a
 random scenario must commit byte for byte the same log, and leave the same
 store and agents, with the shortcuts on as with the full pass on every tick."""
 from __future__ import annotations
@@ -12,6 +14,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from scheduler.agent import Agent
 from scheduler.cluster import LocalCluster
 from scheduler.component import Component
 from scheduler.config import ManagerConfig
@@ -81,6 +84,7 @@ def full_pass_scenario(seed: int, monkeypatch: pytest.MonkeyPatch) -> tuple[str,
     with monkeypatch.context() as patch:
         patch.setattr(Component, "skip_idle_ticks", False)
         patch.setattr(SimulatedRuntime, "skip_idle_polls", False)
+        patch.setattr(Agent, "skip_settled_passes", False)
         return scenario(seed)
 
 
