@@ -78,16 +78,21 @@ cdef void _populate_greedy(const uint32_t* offsets, const uint32_t* skips, const
                 return
 
 
+cdef tuple _prepare(list names, const int64_t[::1] weights, uint32_t size, uint64_t k0, uint64_t k1):
+    """What both fill rules start from: (offsets, skips, an empty int32 table)."""
+    if weights.shape[0] != len(names):
+        raise ValueError("populate: one weight per name")
+    offsets, skips = permutation_parameters(names, size, k0, k1)
+    return offsets, skips, np.empty(size, dtype=np.int32)
+
+
 def populate_greedy(list names, const int64_t[::1] weights, uint32_t size, uint64_t k0, uint64_t k1):
     """The paper's Pseudocode 1 with credit weights: int32 array of ``size``
     indices into ``names`` (-1 if no weight)."""
     cdef Py_ssize_t count = len(names)
-    if weights.shape[0] != count:
-        raise ValueError("populate: one weight per name")
-    offsets, skips = permutation_parameters(names, size, k0, k1)
+    offsets, skips, table = _prepare(names, weights, size, k0, k1)
     cdef uint32_t[::1] offsets_view = offsets
     cdef uint32_t[::1] skips_view = skips
-    table = np.empty(size, dtype=np.int32)
     cdef int32_t[::1] table_view = table
     cdef uint32_t* positions = <uint32_t*>malloc(max(count, 1) * sizeof(uint32_t))
     cdef int64_t* credits = <int64_t*>malloc(max(count, 1) * sizeof(int64_t))
@@ -284,12 +289,9 @@ def populate(list names, const int64_t[::1] weights, uint32_t size, uint64_t k0,
     """The stable Maglev table: int32 array of ``size`` indices into ``names``,
     all -1 if every weight is 0."""
     cdef Py_ssize_t count = len(names), index, waiting_count = 0
-    if weights.shape[0] != count:
-        raise ValueError("populate: one weight per name")
-    offsets, skips = permutation_parameters(names, size, k0, k1)
+    offsets, skips, table = _prepare(names, weights, size, k0, k1)
     cdef uint32_t[::1] offsets_view = offsets
     cdef uint32_t[::1] skips_view = skips
-    table = np.empty(size, dtype=np.int32)
     cdef int32_t[::1] table_view = table
     cdef int64_t* needs = <int64_t*>malloc(max(count, 1) * sizeof(int64_t))
     cdef Claimant* waiting = <Claimant*>malloc(max(count, 1) * sizeof(Claimant))
