@@ -115,13 +115,18 @@ class DurableStorage(MemoryStorage):
         return self
 
     def _replay_append(self, entries: list[Entry], wal_directory: str) -> None:
-        if entries[-1].index < self.first_index():
-            return
         if entries[0].index > self.last_index() + 1:
             raise WalError(
                 f"write-ahead log in {wal_directory} has a gap: entries resume at {entries[0].index} "
                 f"after last index {self.last_index()}"
             )
+        if entries[-1].index < self.first_index():
+            # Every entry is covered by the snapshot, but when the record was
+            # written it truncated the log from its first index on (Raft §5.3,
+            # a conflicting suffix): entries logged before it above the
+            # snapshot were gone from then on and must not come back.
+            del self._entries[1:]
+            return
         MemoryStorage.append(self, entries)
 
     # -- write side: buffered, then one fsync ------------------------------
