@@ -327,8 +327,15 @@ class SimCluster:
             if f == "get":
                 self.sim.read(node_id, request.key, callback, remaining)
                 return
+            # ack_below = this request's id: a process does one request at a time
+            # and is retired after an unknown outcome, so it holds the answer of
+            # every earlier request of its session; the replicas drop those
+            # cached results (without it a session keeps every result, and every
+            # snapshot re-encodes them all).  A late duplicate of an answered
+            # request then gets STALE_REQUEST, which nobody waits for.
+            request_id = request.request_id
             command = encode_command(_PUT if f == "put" else _CAS, request.key, request.value,
-                                     request.expected, request.client_id, request.request_id)
+                                     request.expected, request.client_id, request_id, request_id)
             self.sim.propose(node_id, KV_TAG + command, callback, remaining)
             return
         host = self.sim.managers[node_id]
