@@ -255,7 +255,11 @@ class KvStateMachine:
         if request_id <= session.evicted_max:
             # Maybe executed, its result evicted by the per-client bound: cannot tell.
             return KvResult(KvStatus.SESSION_EXPIRED, f"result of request {request_id} no longer cached")
-        result = self._execute(op, key, value, expected)
+        if op == _PUT:  # the common case, inlined
+            self.data[key] = value
+            result = RESULT_OK
+        else:
+            result = self._execute(op, key, value, expected)
         session.results[request_id] = result
         if len(session.results) > self.results_per_client_max:
             evicted = next(iter(session.results))
