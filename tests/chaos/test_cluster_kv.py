@@ -16,9 +16,9 @@ from consensus.types import Entry
 
 @pytest.fixture(scope="module")
 def cluster() -> SimCluster:
-    experiment = Experiment(name="kv-path", seed=4, duration_ms=1000, settle_ms=0, nodes=default_nodes(3, 1),
-                            kv=KvWorkload(clients=1, key_count=1, interval_ms=100, timeout_ms=1000),
-                            services=(), schedule=Schedule(), checkers=())
+    experiment = Experiment(name="kv-path", seed=4, duration_ms=1000, settle_ms=0,
+                            nodes=default_nodes(3, 1), services=(), schedule=Schedule(), checkers=(),
+                            kv=KvWorkload(clients=1, key_count=1, interval_ms=100, timeout_ms=1000))
     return SimCluster(experiment, seed=4)
 
 
@@ -71,3 +71,26 @@ def test_replicas_get_equal_results_and_states(cluster: SimCluster) -> None:
                                                      KvStatus.OK, KvStatus.ERROR]
     assert results[1].value == "a" and first.kv.snapshot() == second.kv.snapshot()
     assert first.kv.read("k") == "b" and first.applied_index == len(entries)
+
+
+def test_kv_sessions_keep_only_unacknowledged_results() -> None:
+    """Each write acknowledges its process's earlier requests, so a replica's
+    session table holds at most the latest result per process (it used to keep
+    every result of the run, re-encoded by every snapshot)."""
+    from chaos.runner import run_experiment
+
+    clusters: list[SimCluster] = []
+
+    def factory(experiment: Experiment, seed: int) -> SimCluster:
+        clusters.append(SimCluster(experiment, seed))
+        return clusters[-1]
+
+    experiment = Experiment(name="kv-sessions", seed=2, duration_ms=3000, settle_ms=0,
+                            nodes=default_nodes(3, 1), services=(), schedule=Schedule(), checkers=(),
+                            kv=KvWorkload(clients=3, key_count=2, interval_ms=20, timeout_ms=1000))
+    result = run_experiment(experiment, cluster_factory=factory, write_png=False)
+    writes = [op for op in result.history if op.type == "ok" and op.f in ("put", "cas")]
+    assert len(writes) > 20
+    for node_id in clusters[0].manager_ids:
+        sessions = clusters[0].sim.managers[node_id].app.kv._sessions
+        assert sessions and all(len(session.results) <= 1 for session in sessions.values()), node_id
