@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import msgpack
@@ -45,6 +46,9 @@ NO_QUORUM = "no quorum"
 # Decoded kv commands kept for the other managers' applies (see
 # SimCluster.kv_command); the table is emptied when it reaches this size.
 KV_COMMANDS_CACHED_MAX = 4096
+_PUT, _CAS = KvOp.PUT, KvOp.CAS
+_STATUS_OK, _STATUS_CAS_FAILED = KvStatus.OK, KvStatus.CAS_FAILED
+_LEADER = StateRole.LEADER
 
 
 class ManagerApp(BaseApplication):
@@ -55,22 +59,27 @@ class ManagerApp(BaseApplication):
         self.node_id = node_id
         self.name = cluster.names[node_id]
         self.kv = KvStateMachine()
+        self.kv_commands = cluster.kv_commands  # the shared decode cache (cleared, never replaced)
         self.swarm = cluster.scheduler.new_manager(self.name) if cluster.scheduler is not None else None
         self.applied_index = 0
 
     def apply(self, entry: Entry) -> Any:
+        """A ``K`` entry gives the KvResult object itself: in the simulator it
+        never crosses a wire (only the proposing leader's result is read, by
+        SimCluster._kv_ok), so it is not turned into its wire list and back;
+        the durable server (consensus/server.py) keeps the wire format."""
         data = entry.data
         self.applied_index = entry.index
         tag = data[:1]
         if tag == KV_TAG:
             # Every manager applies the same entry: decode and validate it once
             # (the first manager to apply it), execute it on each replica.
-            command = self.cluster.kv_commands.get(data)
+            command = self.kv_commands.get(data)
             if command is None:
                 command = self.cluster.kv_command(data)
                 if command is None:  # malformed: the state machine words the error
-                    return self.kv.apply(data[1:]).to_wire()
-            return self.kv.apply_valid(command).to_wire()
+                    return self.kv.apply(data[1:])
+            return self.kv.apply_valid(command)
         if tag == SCHEDULER_TAG and self.swarm is not None:
             result = self.cluster.scheduler.apply(self.swarm, entry.index, data[1:])
             self.cluster.observe_vip(self, entry.index)
@@ -244,12 +253,14 @@ class SimCluster:
         return None if leader is None else self.names[leader]
 
     def leaders(self) -> list[tuple[str, int]]:
+        """(name, term) of each live manager that leads (the runner asks every tick)."""
         result = []
+        managers = self.sim.managers
         for node_id in self.manager_ids:
-            host = self.sim.managers[node_id]
+            host = managers[node_id]
             raft = host.raft
             # A paused leader still believes it leads but serves nobody: not counted.
-            if host.alive and not host.paused and raft is not None and raft.role == StateRole.LEADER:
+            if raft is not None and raft.role == _LEADER and host.alive and not host.paused:
                 result.append((self.names[node_id], raft.term))
         return result
 
@@ -299,26 +310,33 @@ class SimCluster:
         return attempt.request.deadline_ms * 1000 - (self.sim.now_us - self.offset_us)
 
     def _send(self, attempt: _Attempt, node_id: int) -> None:
-        remaining = self._remaining_us(attempt)
+        request = attempt.request
+        remaining = request.deadline_ms * 1000 - (self.sim.now_us - self.offset_us)  # _remaining_us
         if remaining <= 0:
             return  # the runner expires it as info
         # A per-attempt timeout so that a paused or cut-off manager does not
         # eat the whole request timeout: then the client tries another one
         # (kv writes carry a session id, so a retry applies at most once).
-        remaining = min(remaining, self.attempt_timeout_us)
+        if remaining > self.attempt_timeout_us:
+            remaining = self.attempt_timeout_us
         attempt.tried.append(node_id)
         attempt.sent += 1
-        sequence = attempt.sent
-        request = attempt.request
-        callback = lambda result: self._answer(attempt, result, sequence)  # noqa: E731
+        callback = partial(self._answer, attempt, attempt.sent)
         if isinstance(request, KvRequest):
-            if request.f == "get":
-                self.sim.read(node_id, request.key, callback=callback, timeout_us=remaining)
+            f = request.f
+            if f == "get":
+                self.sim.read(node_id, request.key, callback, remaining)
                 return
-            op = KvOp.PUT if request.f == "put" else KvOp.CAS
-            command = encode_command(op, request.key, request.value, request.expected,
-                                     client_id=request.client_id, request_id=request.request_id)
-            self.sim.propose(node_id, KV_TAG + command, callback=callback, timeout_us=remaining)
+            # ack_below = this request's id: a process does one request at a time
+            # and is retired after an unknown outcome, so it holds the answer of
+            # every earlier request of its session; the replicas drop those
+            # cached results (without it a session keeps every result, and every
+            # snapshot re-encodes them all).  A late duplicate of an answered
+            # request then gets STALE_REQUEST, which nobody waits for.
+            request_id = request.request_id
+            command = encode_command(_PUT if f == "put" else _CAS, request.key, request.value,
+                                     request.expected, request.client_id, request_id, request_id)
+            self.sim.propose(node_id, KV_TAG + command, callback, remaining)
             return
         host = self.sim.managers[node_id]
         data = b""  # a non-leader refuses before looking at the data (and hints the leader)
@@ -337,22 +355,22 @@ class SimCluster:
             attempt.finished = True
             attempt.done(*answer)
 
-    def _answer(self, attempt: _Attempt, result: ClientResult, sequence: int) -> None:
-        request = attempt.request
-        kv = isinstance(request, KvRequest)
+    def _answer(self, attempt: _Attempt, sequence: int, result: ClientResult) -> None:
+        """The simulator's answer to send number ``sequence`` of ``attempt``."""
         if attempt.finished:
             return
-        if sequence != attempt.sent and result.status != OK:
+        status = result.status
+        if sequence != attempt.sent and status != OK:
             return  # a stale attempt's refusal or timeout: the newer attempt decides
-        if result.status == OK:
+        if status == OK:
             self.leader_guess = result.node
-            if kv:
+            if isinstance(attempt.request, KvRequest):
                 self._kv_ok(attempt, result)
             else:
                 outcome, error = self.scheduler.service_outcome(result.value)
                 self._finish(attempt, outcome, error)
             return
-        if result.status != FAIL:
+        if status != FAIL:
             # This attempt timed out: unknown outcome.  Try another manager while
             # the request's own deadline allows; the runner expires it as info.
             attempt.maybe_applied = True
@@ -398,16 +416,19 @@ class SimCluster:
         if request.f == "get":
             self._finish(attempt, "ok", result.value, None)
             return
-        try:
-            answer = KvResult.from_wire(result.value)
-        except (ValueError, TypeError):
-            self._finish(attempt, "info", None, f"unreadable kv result {result.value!r}")
-            return
-        if answer.status == KvStatus.OK:
+        answer = result.value  # ManagerApp.apply's KvResult
+        if type(answer) is not KvResult:
+            try:  # the wire form, from an application that encodes its results
+                answer = KvResult.from_wire(answer)
+            except (ValueError, TypeError):
+                self._finish(attempt, "info", None, f"unreadable kv result {result.value!r}")
+                return
+        status = answer.status
+        if status == _STATUS_OK:
             self._finish(attempt, "ok", request.value, None)
-        elif answer.status == KvStatus.CAS_FAILED:
+        elif status == _STATUS_CAS_FAILED:
             self._finish(attempt, "fail", answer.value, f"cas mismatch: {request.key} is {answer.value!r}")
-        elif answer.status in (KvStatus.SESSION_EXPIRED, KvStatus.STALE_REQUEST):
+        elif status in (KvStatus.SESSION_EXPIRED, KvStatus.STALE_REQUEST):
             self._finish(attempt, "info", None, f"kv session cannot tell: {answer.value}")
         else:
             self._finish(attempt, "fail", None, f"kv error: {answer.value}")

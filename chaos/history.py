@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 OpType = Literal["invoke", "ok", "fail", "info"]
 OP_TYPES: frozenset[str] = frozenset({"invoke", "ok", "fail", "info"})
+_COMPLETION_TYPES: frozenset[str] = OP_TYPES - {"invoke"}
 
 
 class HistoryError(ValueError):
@@ -69,29 +70,32 @@ class Op:
             raise HistoryError(f"not a history line: {line[:120]!r} ({error})") from error
 
 
-# Op's slot descriptors, for History's recorder path: a frozen dataclass sets
-# each field through object.__setattr__ by name, which costs about half of
-# building an Op; the recorder builds two per client operation.
-_new_op = object.__new__
-(_set_index, _set_process, _set_type, _set_f, _set_key, _set_value, _set_time_ns, _set_node,
- _set_error) = (Op.__dict__[name].__set__
-                for name in ("index", "process", "type", "f", "key", "value", "time_ns", "node", "error"))
+class _OpDraft:
+    """An Op under construction: the same slots, but plain ones, so that the
+    recorder fills them with ordinary attribute stores and then makes the object
+    an Op by assigning ``__class__`` (allowed because both classes have exactly
+    the same slot layout).  A frozen dataclass sets each field through
+    ``object.__setattr__`` by name; this is about a quarter of that cost, and the
+    recorder builds two Ops per client operation."""
+
+    __slots__ = Op.__slots__
 
 
 def _recorded_op(index: int, process: int, type: str, f: str, key: str | None, value: Any, time_ns: int,
                  node: str | None, error: str | None) -> Op:
-    """``Op(...)`` with the same checks (``Op.__post_init__``), built faster."""
-    op = _new_op(Op)
-    _set_index(op, index)
-    _set_process(op, process)
-    _set_type(op, type)
-    _set_f(op, f)
-    _set_key(op, key)
-    _set_value(op, value)
-    _set_time_ns(op, time_ns)
-    _set_node(op, node)
-    _set_error(op, error)
-    op.__post_init__()
+    """``Op(...)`` for the recorder, whose callers make ``Op.__post_init__``'s
+    checks themselves (``index`` is the history's length, never negative)."""
+    op: Any = _OpDraft()
+    op.index = index
+    op.process = process
+    op.type = type
+    op.f = f
+    op.key = key
+    op.value = value
+    op.time_ns = time_ns
+    op.node = node
+    op.error = error
+    op.__class__ = Op
     return op
 
 
@@ -125,19 +129,37 @@ class History:
         self.ops.append(op)
         return op
 
+    # invoke and complete keep _add's rules themselves (the index is the length
+    # by construction): they run twice per client operation.
     def invoke(self, process: int, f: str, key: str | None, value: Any, time_ns: int,
                node: str | None = None) -> Op:
-        return self._add(_recorded_op(len(self.ops), process, "invoke", f, key, value, time_ns, node, None))
+        ops = self.ops
+        op = _recorded_op(len(ops), process, "invoke", f, key, value, time_ns, node, None)
+        if time_ns < 0:
+            raise HistoryError(f"index and time must be non-negative: {op!r}")
+        if process in self._open:
+            raise HistoryError(f"process {process} invoked twice without completing: {op!r}")
+        self._open[process] = op
+        ops.append(op)
+        return op
 
     def complete(self, process: int, type: OpType, value: Any, time_ns: int,
                  error: str | None = None) -> Op:
         invoked = self._open.get(process)
         if invoked is None:
             raise HistoryError(f"process {process} has no open invocation to complete")
-        if type == "invoke":
-            raise HistoryError("a completion cannot have type 'invoke'")
-        return self._add(_recorded_op(len(self.ops), process, type, invoked.f, invoked.key, value,
-                                      time_ns, invoked.node, error))
+        if type not in _COMPLETION_TYPES or time_ns < 0:  # refused: the invocation stays open
+            if type == "invoke":
+                raise HistoryError("a completion cannot have type 'invoke'")
+            if type not in OP_TYPES:
+                raise HistoryError(f"operation type must be one of {sorted(OP_TYPES)}, got {type!r}")
+            raise HistoryError(f"index and time must be non-negative: time_ns={time_ns}")
+        del self._open[process]
+        ops = self.ops
+        op = _recorded_op(len(ops), process, type, invoked.f, invoked.key, value, time_ns, invoked.node,
+                          error)
+        ops.append(op)
+        return op
 
     def open_processes(self) -> list[int]:
         return sorted(self._open)

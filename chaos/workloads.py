@@ -26,7 +26,7 @@ Outcome = Literal["ok", "fail", "info"]
 NS_PER_MS = 1_000_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KvRequest:
     """One kv operation in flight.  ``client_id`` is the kv session id (the
     process number + 1; 0 would mean "no session" to consensus/kv.py)."""
@@ -43,6 +43,15 @@ class KvRequest:
     @property
     def client_id(self) -> int:
         return self.process + 1
+
+
+class _KvRequestDraft:
+    """A KvRequest under construction (see chaos.history._OpDraft): plain slots
+    of the same layout, filled by ordinary stores, then given the frozen class.
+    One is built per kv operation; the frozen dataclass __init__ costs four times
+    as much (an ``object.__setattr__`` by name per field)."""
+
+    __slots__ = KvRequest.__slots__
 
 
 @dataclass(frozen=True)
@@ -93,19 +102,31 @@ class KvClients:
         return requests
 
     def _invoke(self, process: int, now_ms: int) -> KvRequest:
-        f = self.rng.choice(self.ops)
-        key = self.rng.choice(self.keys)
+        choice = self.rng.choice
+        f = choice(self.ops)
+        key = choice(self.keys)
         value: str | None = None
         expected: str | None = None
+        recorded: Any = None
         if f in ("put", "cas"):
             self.written += 1
             value = f"{process}.{self.written}"
-        if f == "cas":
-            expected = self.last_seen.get(key)
+            recorded = value
+            if f == "cas":
+                expected = self.last_seen.get(key)
+                recorded = [expected, value]
         self.request_ids += 1
-        request = KvRequest(process, self.request_ids, f, key, value, expected, now_ms,
-                            now_ms + self.spec.timeout_ms)
-        recorded = [expected, value] if f == "cas" else value
+        # KvRequest(process, request_id, f, key, value, expected, invoked_ms, deadline_ms), built faster.
+        request: Any = _KvRequestDraft()
+        request.process = process
+        request.request_id = self.request_ids
+        request.f = f
+        request.key = key
+        request.value = value
+        request.expected = expected
+        request.invoked_ms = now_ms
+        request.deadline_ms = now_ms + self.spec.timeout_ms
+        request.__class__ = KvRequest
         self.history.invoke(process, f, key, recorded, now_ms * NS_PER_MS)
         self.in_flight[process] = request
         return request
@@ -113,22 +134,24 @@ class KvClients:
     def complete(self, request: KvRequest, outcome: Outcome, value: Any, now_ms: int,
                  error: str | None = None) -> bool:
         """Record the answer to ``request``; False when it is stale (already timed out)."""
-        current = self.in_flight.get(request.process)
+        process = request.process
+        current = self.in_flight.get(process)
         if current is None or current.request_id != request.request_id:
             return False
-        del self.in_flight[request.process]
-        if request.f == "get":
+        del self.in_flight[process]
+        f = request.f
+        if f == "get":
             recorded = value if outcome == "ok" else None
-        elif request.f == "cas":
+        elif f == "cas":
             recorded = [request.expected, request.value]
         else:
             recorded = request.value
-        self.history.complete(request.process, outcome, recorded, now_ms * NS_PER_MS, error=error)
+        self.history.complete(process, outcome, recorded, now_ms * NS_PER_MS, error)
         if outcome == "ok":
-            self.last_seen[request.key] = value if request.f == "get" else request.value
-        elif request.f == "cas" and outcome == "fail" and error and error.startswith("cas mismatch"):
+            self.last_seen[request.key] = value if f == "get" else request.value
+        elif f == "cas" and outcome == "fail" and error and error.startswith("cas mismatch"):
             self.last_seen[request.key] = value
-        slot = self.processes.index(request.process)
+        slot = self.processes.index(process)
         if outcome == "info":
             self.processes[slot] = self._fresh_process()
         self.next_free_ms[slot] = now_ms + self.spec.interval_ms
@@ -136,9 +159,12 @@ class KvClients:
 
     def expire(self, now_ms: int) -> list[KvRequest]:
         """Turn requests past their deadline into ``info`` (unknown outcome)."""
+        for request in self.in_flight.values():
+            if request.deadline_ms <= now_ms:
+                break
+        else:
+            return []  # the common case: called every tick
         overdue = [request for request in self.in_flight.values() if request.deadline_ms <= now_ms]
-        if not overdue:
-            return overdue  # the common case: called every tick
         for request in sorted(overdue, key=lambda request: request.process):
             self.complete(request, "info", None, now_ms, error=f"timeout after {self.spec.timeout_ms} ms")
         return overdue

@@ -126,20 +126,21 @@ def test_history_encoding_matches_op_to_json() -> None:
 
 def test_kv_entries_are_decoded_once_and_malformed_ones_still_get_the_state_machines_error() -> None:
     from chaos.cluster import KV_COMMANDS_CACHED_MAX, KV_TAG, ManagerApp, SimCluster
-    from consensus.kv import KvOp, KvStatus, encode_command
+    from consensus.kv import KvOp, KvResult, KvStatus, encode_command
     from consensus.types import Entry
 
     cluster = SimCluster(small_experiment(duration_ms=1000).replace(checkers=()), seed=5)
     first, second = ManagerApp(cluster, 1), ManagerApp(cluster, 2)
     data = KV_TAG + encode_command(KvOp.PUT, "k", "v", client_id=9, request_id=1)
     cluster.kv_commands.clear()
-    assert first.apply(Entry(term=1, index=1, data=data)) == [int(KvStatus.OK), None]
+    # The result object itself (it never crosses a wire in the simulator).
+    assert first.apply(Entry(term=1, index=1, data=data)) == KvResult(KvStatus.OK)
     assert list(cluster.kv_commands) == [data]
-    assert second.apply(Entry(term=1, index=1, data=data)) == [int(KvStatus.OK), None]
+    assert second.apply(Entry(term=1, index=1, data=data)) == KvResult(KvStatus.OK)
     assert first.kv.snapshot() == second.kv.snapshot() and second.kv.read("k") == "v"
     for garbage in (KV_TAG + b"\xc1", KV_TAG + encode_command(KvOp.PUT, "k", None)):
-        status, reason = first.apply(Entry(term=1, index=2, data=garbage))
-        assert status == int(KvStatus.ERROR) and reason and garbage not in cluster.kv_commands
+        refused = first.apply(Entry(term=1, index=2, data=garbage))
+        assert refused.status == KvStatus.ERROR and refused.value and garbage not in cluster.kv_commands
     for request_id in range(KV_COMMANDS_CACHED_MAX + 1):  # bounded
         cluster.kv_command(KV_TAG + encode_command(KvOp.GET, "k", client_id=9, request_id=request_id))
     assert len(cluster.kv_commands) <= KV_COMMANDS_CACHED_MAX
