@@ -135,7 +135,7 @@ class SwarmAdapter:
         if not isinstance(payload, tuple) or len(payload) != 2:
             return  # not ours: counted by nobody, harmless
         kind, body = payload
-        now_ticks = self.now_ticks(ctx.now_us)
+        now_ticks = ctx.now_us * self.ticks_per_second // 1_000_000
         if kind == "agent":
             if swarm.manager.is_leader:
                 swarm.manager.handle_agent_message(body, now_ticks)
@@ -271,6 +271,7 @@ class WorkerProcess:
         self.name = adapter.cluster.names[address]
         self.agent: Any = None
         self.leader_guess = adapter.cluster.manager_ids[0]
+        self.ticks_per_second = adapter.ticks_per_second
         self.last_tick = -1
         self.last_heard_tick = 0
 
@@ -285,7 +286,7 @@ class WorkerProcess:
         self.last_heard_tick = self.adapter.now_ticks(ctx.now_us)
 
     def on_tick(self, ctx: Any) -> None:
-        now_ticks = ctx.now_us * self.adapter.ticks_per_second // 1_000_000
+        now_ticks = ctx.now_us * self.ticks_per_second // 1_000_000
         if now_ticks == self.last_tick:
             return
         self.last_tick = now_ticks
@@ -300,7 +301,7 @@ class WorkerProcess:
         if not isinstance(payload, tuple) or len(payload) != 2:
             return
         kind, body = payload
-        now_ticks = self.adapter.now_ticks(ctx.now_us)
+        now_ticks = ctx.now_us * self.ticks_per_second // 1_000_000
         if kind == "redirect":
             managers = self.adapter.cluster.manager_ids
             if body and body in managers:

@@ -13,6 +13,7 @@ stopped and forgotten. Reports only ever move a task forward.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Optional
 
 from scheduler.messages import (Assignments, Heartbeat, Register, RegisterAck, SessionInvalid, StatusReport)
@@ -25,6 +26,7 @@ STEPS_BEFORE_START = (TaskState.ACCEPTED, TaskState.PREPARING, TaskState.READY)
 # lookup costs about two global reads on CPython 3.11).
 _READY, _STARTING, _RUNNING = TaskState.READY, TaskState.STARTING, TaskState.RUNNING
 _COMPLETE, _SHUTDOWN = TaskState.COMPLETE, TaskState.SHUTDOWN
+_TASK_ID = attrgetter("id")
 
 
 @dataclass(slots=True)
@@ -68,20 +70,8 @@ class Agent:
 
     # ---------------------------------------------------------- inbound
     def receive(self, message: object, now_ticks: int) -> None:
-        if isinstance(message, RegisterAck):
-            if message.session_id < self.session_id:
-                return   # an older registration's answer arriving late
-            self.session_id = message.session_id
-            self.heartbeat_period_ticks = message.heartbeat_period_ticks
-            self.last_heartbeat_tick = now_ticks
-            # A new session (new leader, or we were declared down): report
-            # every task's state again, since reports in flight may be lost.
-            for task_id, local in self.tasks.items():
-                if local.status is not None:
-                    self.changed[task_id] = local.status
-        elif isinstance(message, SessionInvalid):
-            self.session_id = 0
-        elif isinstance(message, Assignments):
+        # Most frequent first: assignments come with every heartbeat.
+        if isinstance(message, Assignments):
             if message.session_id < self.session_id or not self.session_id:
                 return   # from a session we already left
             # A newer session than we know: our later Register was accepted and
@@ -89,10 +79,12 @@ class Agent:
             self.session_id = message.session_id
             if not self.skip_settled_passes:
                 self.unsettled = True
-            assigned = {task.id: task for task in message.tasks}
-            for task_id in sorted(set(self.tasks) - set(assigned)):
-                self.runtime.stop(task_id, now_ticks)
-                del self.tasks[task_id]
+            assigned = dict(zip(map(_TASK_ID, message.tasks), message.tasks))
+            gone = self.tasks.keys() - assigned.keys()
+            if gone:
+                for task_id in sorted(gone):
+                    self.runtime.stop(task_id, now_ticks)
+                    del self.tasks[task_id]
             for task_id, task in assigned.items():
                 local = self.tasks.get(task_id)
                 if local is None:
@@ -106,8 +98,24 @@ class Agent:
                 elif local.task is not task:
                     local.task = task
                     self.unsettled = True
-            self.secrets = {s.name: s.data for s in message.secrets}
-            self.configs = {c.name: c.data for c in message.configs}
+            # (No new dicts when there were none and are none: the common case.)
+            if message.secrets or self.secrets:
+                self.secrets = {s.name: s.data for s in message.secrets}
+            if message.configs or self.configs:
+                self.configs = {c.name: c.data for c in message.configs}
+        elif isinstance(message, RegisterAck):
+            if message.session_id < self.session_id:
+                return   # an older registration's answer arriving late
+            self.session_id = message.session_id
+            self.heartbeat_period_ticks = message.heartbeat_period_ticks
+            self.last_heartbeat_tick = now_ticks
+            # A new session (new leader, or we were declared down): report
+            # every task's state again, since reports in flight may be lost.
+            for task_id, local in self.tasks.items():
+                if local.status is not None:
+                    self.changed[task_id] = local.status
+        elif isinstance(message, SessionInvalid):
+            self.session_id = 0
         else:
             raise TypeError(f"agent cannot handle {type(message).__name__}")
 

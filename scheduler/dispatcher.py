@@ -42,6 +42,10 @@ class Dispatcher(Component):
         self.outbox: list[tuple[str, object]] = []
         self.sent: dict[str, tuple] = {}             # node id -> fingerprint of the last assignments
         self.dirty_nodes: set[str] = set()
+        # The oldest heartbeat entry plus the timeout, as of the last look: a
+        # lower bound on the first tick at which any node can be due to expire,
+        # since entries only ever move forward (see tick).
+        self.expiry_due_ticks = -1
         self.started = False
         self.stats = {"reports_dropped_overflow": 0, "reports_unknown_session": 0, "nodes_marked_down": 0}
 
@@ -57,7 +61,33 @@ class Dispatcher(Component):
     # ------------------------------------------------------------ messages
     def handle(self, message: object, context: Context) -> None:
         now = context.now_ticks
-        if isinstance(message, Register):
+        # Most frequent first: a heartbeat and a status report from every node
+        # every heartbeat period; registrations are rare.
+        if isinstance(message, Heartbeat):
+            node_id = message.node_id
+            if self.sessions.get(node_id) != message.session_id:
+                self.outbox.append((node_id, SessionInvalid(node_id)))
+                return
+            self.last_heartbeat[node_id] = now
+            # Links may lose an Assignments message: resend the node's full set
+            # once per heartbeat period (bounded by its tasks).
+            self.sent.pop(node_id, None)
+            self.dirty_nodes.add(node_id)
+        elif isinstance(message, StatusReport):
+            node_id = message.node_id
+            if self.sessions.get(node_id) != message.session_id:
+                self.stats["reports_unknown_session"] += 1
+                self.outbox.append((node_id, SessionInvalid(node_id)))
+                return
+            self.last_heartbeat[node_id] = now
+            reports = self.reports
+            buffer_max = context.config.status_buffer_max
+            for task_id, status in message.updates:
+                if len(reports) >= buffer_max and task_id not in reports:
+                    self.stats["reports_dropped_overflow"] += 1
+                    continue
+                reports[task_id] = (node_id, status)
+        elif isinstance(message, Register):
             self.session_counter += 1
             self.sessions[message.node_id] = self.session_counter
             self.last_heartbeat[message.node_id] = now
@@ -66,26 +96,6 @@ class Dispatcher(Component):
             self.dirty_nodes.add(message.node_id)
             self.outbox.append((message.node_id, RegisterAck(message.node_id, self.session_counter,
                                                              context.config.heartbeat_period_ticks)))
-        elif isinstance(message, Heartbeat):
-            if self.sessions.get(message.node_id) != message.session_id:
-                self.outbox.append((message.node_id, SessionInvalid(message.node_id)))
-                return
-            self.last_heartbeat[message.node_id] = now
-            # Links may lose an Assignments message: resend the node's full set
-            # once per heartbeat period (bounded by its tasks).
-            self.sent.pop(message.node_id, None)
-            self.dirty_nodes.add(message.node_id)
-        elif isinstance(message, StatusReport):
-            if self.sessions.get(message.node_id) != message.session_id:
-                self.stats["reports_unknown_session"] += 1
-                self.outbox.append((message.node_id, SessionInvalid(message.node_id)))
-                return
-            self.last_heartbeat[message.node_id] = now
-            for task_id, status in message.updates:
-                if len(self.reports) >= context.config.status_buffer_max and task_id not in self.reports:
-                    self.stats["reports_dropped_overflow"] += 1
-                    continue
-                self.reports[task_id] = (message.node_id, status)
         else:
             raise TypeError(f"dispatcher cannot handle {type(message).__name__}")
 
@@ -120,33 +130,42 @@ class Dispatcher(Component):
         ops: list = []
         # Registrations -> Node objects.
         registrations = self.registrations
-        for node_id in sorted(registrations) if registrations else ():
-            message = registrations[node_id]
-            node = store.get("node", node_id)
-            if node is None:
-                ops.append(Create(Node(node_id, message.hostname, NodeRole(message.role), status=NodeStatus.READY,
-                                       labels=message.labels, resources=message.resources,
-                                       address=message.address)))
-            elif node.status != NodeStatus.READY or node.resources != message.resources or \
-                    node.address != message.address:
-                ops.append(Update(evolve(node, status=NodeStatus.READY, status_message="", resources=message.resources,
-                                         address=message.address), node.version))
-        registrations.clear()
+        if registrations:
+            for node_id in sorted(registrations):
+                message = registrations[node_id]
+                node = store.get("node", node_id)
+                if node is None:
+                    ops.append(Create(Node(node_id, message.hostname, NodeRole(message.role),
+                                           status=NodeStatus.READY, labels=message.labels,
+                                           resources=message.resources, address=message.address)))
+                elif node.status != NodeStatus.READY or node.resources != message.resources or \
+                        node.address != message.address:
+                    ops.append(Update(evolve(node, status=NodeStatus.READY, status_message="",
+                                             resources=message.resources, address=message.address),
+                                      node.version))
+            registrations.clear()
         # Heartbeat expiry -> DOWN (a node refreshed by a registration above is not).
-        timeout = context.config.heartbeat_timeout_ticks
+        # The scan changes something only for a store node without a heartbeat
+        # entry yet, or one silent for longer than the timeout; when every node
+        # has an entry and the oldest entry of all is recent, it would do
+        # nothing (most ticks): skip it. Entries only move forward (heartbeats,
+        # registrations and start() write the current tick; new entries get the
+        # current tick), so the oldest entry plus the timeout, once computed, is
+        # a lower bound until the next look (ticks never go back): the min() is
+        # taken again only past it.
         last_heartbeat = self.last_heartbeat
-        # The scan below changes something only for a store node without a
-        # heartbeat entry yet, or one silent for longer than the timeout; when
-        # every node has an entry and the oldest entry of all is recent, it
-        # would do nothing (most ticks): skip it.
-        if not self.skip_idle_expiry_scans or not last_heartbeat or \
-                now - min(last_heartbeat.values()) > timeout or \
+        if not self.skip_idle_expiry_scans or now > self.expiry_due_ticks or \
                 not last_heartbeat.keys() >= store.objects["node"].keys():
-            self._expire_silent_nodes(store, ops, now, timeout)
+            timeout = context.config.heartbeat_timeout_ticks
+            if not self.skip_idle_expiry_scans or not last_heartbeat or \
+                    now - min(last_heartbeat.values()) > timeout or \
+                    not last_heartbeat.keys() >= store.objects["node"].keys():
+                self._expire_silent_nodes(store, ops, now, timeout)
+            self.expiry_due_ticks = min(last_heartbeat.values()) + timeout if last_heartbeat else -1
         # Buffered status reports -> one transaction.
         reports = self.reports
-        self.proposed_reports = dict(reports)
         if reports:
+            self.proposed_reports = dict(reports)
             for task_id in sorted(reports):
                 node_id, status = reports[task_id]
                 task = store.get("task", task_id)
@@ -154,6 +173,8 @@ class Dispatcher(Component):
                     continue   # unknown, moved, or stale: the store would drop it anyway
                 ops.append(ReportStatus(task_id, node_id, status))
             reports.clear()
+        elif self.proposed_reports:
+            self.proposed_reports = {}
         # Assignments for nodes whose work changed.
         if self.dirty_nodes:
             for node_id in sorted(self.dirty_nodes):
