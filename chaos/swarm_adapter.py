@@ -9,8 +9,10 @@ processes running an ``Agent`` over a ``SimulatedRuntime``.
 Agent traffic rides the simulated network, so partitions and crashes hit it:
 agents send ``("agent", message)`` to the manager they believe leads; a
 manager that does not lead answers ``("redirect", leader_id)``; the leader's
-dispatcher answers with ``("dispatch", message)``.  An agent that hears
-nothing for ``SILENCE_TICKS_MAX`` tries the next manager.
+dispatcher answers with ``("dispatch", message)``.  A worker that hears
+nothing for ``SILENCE_TICKS_MAX`` tries the next manager (the dispatcher
+answers every heartbeat: assignments, or a HeartbeatAck); agents on manager
+nodes send to the leader Raft knows, so heartbeat acks are not sent to them.
 
 Scheduler time is its own tick (``scheduler.model.TICKS_PER_SECOND``) derived
 from the simulator's virtual clock.  Heartbeats run at 1 s with swarmkit's
@@ -70,9 +72,15 @@ class SwarmNode:
 class SwarmAdapter:
     def __init__(self, cluster: Any) -> None:
         from scheduler.config import ManagerConfig
+        from scheduler.messages import HeartbeatAck
         from scheduler.model import TICKS_PER_SECOND
 
         self.cluster = cluster
+        self.heartbeat_ack_type = HeartbeatAck
+        # Agents on manager nodes reach the leader Raft names (no silence to
+        # detect): the dispatcher's heartbeat acks, a worker host's sign of
+        # life from the leader, are not sent to them.
+        self.manager_names = frozenset(cluster.names[node_id] for node_id in cluster.manager_ids)
         self.seed = cluster.sim_seed
         self.ticks_per_second = TICKS_PER_SECOND
         self.config = ManagerConfig(heartbeat_period_ticks=TICKS_PER_SECOND, heartbeat_grace_multiplier=3)
@@ -126,6 +134,8 @@ class SwarmAdapter:
 
     def _flush_dispatcher(self, swarm: SwarmNode, ctx: Any, now_ticks: int) -> None:
         for node_name, message in swarm.manager.take_agent_messages():
+            if type(message) is self.heartbeat_ack_type and node_name in self.manager_names:
+                continue
             if node_name == swarm.name:
                 swarm.agent.receive(message, now_ticks)
             elif node_name in self.cluster.ids:

@@ -3,7 +3,11 @@ heartbeats, runs its assigned tasks through a :class:`Runtime`, and reports
 observed states in one batched StatusReport per tick.
 
 Reports are repeated with every heartbeat (and on every new session), since
-the links may lose messages and reports are not acknowledged.
+the links may lose messages and reports are not acknowledged. Heartbeats say
+which numbered set of assignments the agent holds; the dispatcher sends the
+set again when that is not its last (see scheduler/dispatcher.py). Sets are
+full (swarmkit's COMPLETE type): the agent applies only one newer than the
+set it holds, so a set delayed behind a newer one changes nothing.
 
 A task walks ACCEPTED -> PREPARING -> READY one state per tick, then (if its
 desired state is RUNNING) STARTING -> RUNNING via the runtime. Desired state
@@ -16,7 +20,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Optional
 
-from scheduler.messages import (Assignments, Heartbeat, Register, RegisterAck, SessionInvalid, StatusReport)
+from scheduler.messages import (Assignments, Heartbeat, HeartbeatAck, Register, RegisterAck,
+                                SessionInvalid, StatusReport)
 from scheduler.model import Resources, Task, TaskState, TaskStatus
 from scheduler.runtime import Runtime
 
@@ -63,6 +68,9 @@ class Agent:
         self.secrets: dict[str, bytes] = {}
         self.configs: dict[str, bytes] = {}
         self.changed: dict[str, TaskStatus] = {}
+        # The set of assignments held: its session and its results_in number.
+        self.assignments_session = 0
+        self.assignments_applied = 0
         # False once a pass over the tasks found none to step; set again by
         # anything that can give one a step (an assignment, a state move).
         # Idle ticks (most of them) then skip the pass: a tick costs less.
@@ -70,13 +78,20 @@ class Agent:
 
     # ---------------------------------------------------------- inbound
     def receive(self, message: object, now_ticks: int) -> None:
-        # Most frequent first: assignments come with every heartbeat.
+        # Most frequent first: the answer to every heartbeat.
+        if isinstance(message, HeartbeatAck):
+            return   # the host's sign of life from the leader; nothing to do here
         if isinstance(message, Assignments):
             if message.session_id < self.session_id or not self.session_id:
                 return   # from a session we already left
+            if message.session_id == self.assignments_session and \
+                    message.results_in <= self.assignments_applied:
+                return   # not newer than the set held: a duplicate, or overtaken by a newer one
             # A newer session than we know: our later Register was accepted and
             # its RegisterAck is still on its way (links reorder).
             self.session_id = message.session_id
+            self.assignments_session = message.session_id
+            self.assignments_applied = message.results_in
             if not self.skip_settled_passes:
                 self.unsettled = True
             assigned = dict(zip(map(_TASK_ID, message.tasks), message.tasks))
@@ -107,6 +122,9 @@ class Agent:
             if message.session_id < self.session_id:
                 return   # an older registration's answer arriving late
             self.session_id = message.session_id
+            if self.assignments_session != message.session_id:
+                # Sets are numbered per session: none held in this one yet.
+                self.assignments_session = self.assignments_applied = 0
             self.heartbeat_period_ticks = message.heartbeat_period_ticks
             self.last_heartbeat_tick = now_ticks
             # A new session (new leader, or we were declared down): report
@@ -116,6 +134,7 @@ class Agent:
                     self.changed[task_id] = local.status
         elif isinstance(message, SessionInvalid):
             self.session_id = 0
+            self.assignments_session = self.assignments_applied = 0
         else:
             raise TypeError(f"agent cannot handle {type(message).__name__}")
 
@@ -127,6 +146,7 @@ class Agent:
         self.tasks.clear()
         self.changed.clear()
         self.session_id = 0
+        self.assignments_session = self.assignments_applied = 0
 
     # --------------------------------------------------------- outbound
     def tick(self, now_ticks: int) -> list[object]:
@@ -139,7 +159,8 @@ class Agent:
             return out
         if now_ticks - self.last_heartbeat_tick >= self.heartbeat_period_ticks:
             self.last_heartbeat_tick = now_ticks
-            out.append(Heartbeat(self.node_id, self.session_id))
+            held = self.assignments_applied if self.assignments_session == self.session_id else 0
+            out.append(Heartbeat(self.node_id, self.session_id, held))
             # Links may drop messages and reports carry no ack: with every
             # heartbeat, repeat the state of every task (the dispatcher and the
             # store drop what they already know). Bounded by the node's tasks.

@@ -9,7 +9,12 @@ worker sessions.
 * Status reports are buffered (bounded; overflow counted) and written back as
   one transaction per tick of forward-only :class:`ReportStatus` ops.
 * Assignments: each node gets its full task list (and only the secrets and
-  configs those tasks use) whenever what it must run changed.
+  configs those tasks use) whenever what it must run changed, numbered
+  (swarmkit's AssignmentsMessage.ResultsIn). swarmkit sends a complete set
+  once per session on a stream and then only changes; our links can lose
+  messages with no stream underneath, so a heartbeat says which set the agent
+  holds, and the node's set is sent again when that is not the last one sent
+  (else the heartbeat gets a small HeartbeatAck, swarmkit's HeartbeatResponse).
 """
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ from typing import Iterable
 from operator import ne
 
 from scheduler.component import NODE_ID, STATE, TASK_ID, Component, Context
-from scheduler.messages import (Assignments, Heartbeat, Register, RegisterAck, SessionInvalid, StatusReport)
+from scheduler.messages import (Assignments, Heartbeat, HeartbeatAck, Register, RegisterAck,
+                                SessionInvalid, StatusReport)
 from scheduler.model import Node, NodeRole, NodeStatus, TaskState, evolve
 from scheduler.store import Create, Event, ReportStatus, Update
 
@@ -41,13 +47,16 @@ class Dispatcher(Component):
         self.proposed_reports: dict[str, tuple] = {} # reports in the proposal in flight
         self.outbox: list[tuple[str, object]] = []
         self.sent: dict[str, tuple] = {}             # node id -> fingerprint of the last assignments
+        self.sent_results: dict[str, int] = {}       # node id -> results_in of the last assignments
+        self.results_counter = 0                     # numbers the sets sent (never goes back)
         self.dirty_nodes: set[str] = set()
         # The oldest heartbeat entry plus the timeout, as of the last look: a
         # lower bound on the first tick at which any node can be due to expire,
         # since entries only ever move forward (see tick).
         self.expiry_due_ticks = -1
         self.started = False
-        self.stats = {"reports_dropped_overflow": 0, "reports_unknown_session": 0, "nodes_marked_down": 0}
+        self.stats = {"reports_dropped_overflow": 0, "reports_unknown_session": 0,
+                      "nodes_marked_down": 0, "assignments_resent": 0}
 
     def start(self, context: Context) -> None:
         if not self.started:
@@ -69,8 +78,18 @@ class Dispatcher(Component):
                 self.outbox.append((node_id, SessionInvalid(node_id)))
                 return
             self.last_heartbeat[node_id] = now
-            # Links may lose an Assignments message: resend the node's full set
-            # once per heartbeat period (bounded by its tasks).
+            applied = message.assignments_applied
+            if applied == self.sent_results.get(node_id):
+                self.outbox.append((node_id, HeartbeatAck(node_id, message.session_id)))
+                return
+            # The agent does not hold the last set sent: it was lost, or is
+            # still on its way (then this resend is redundant, and harmless).
+            # Send the full set again (bounded by the node's tasks) under a new
+            # number, above the agent's if it holds a number this dispatcher
+            # never sent (a former leader's set under a colliding session id).
+            self.stats["assignments_resent"] += 1
+            if applied > self.results_counter:
+                self.results_counter = applied
             self.sent.pop(node_id, None)
             self.dirty_nodes.add(node_id)
         elif isinstance(message, StatusReport):
@@ -221,10 +240,9 @@ class Dispatcher(Component):
                 continue
             tasks.append(task)
         tasks.sort(key=TASK_ID)
+        # What the agent acts on: the task set and desired states, and the
+        # secrets and configs those tasks name (their versions).
         fingerprint = tuple((t.id, int(t.desired_state)) for t in tasks)
-        if self.sent.get(node_id) == fingerprint:
-            return
-        self.sent[node_id] = fingerprint
         # Only the secrets and configs these tasks name (none to look for when
         # the store holds none, or no task names any: the common case).
         secrets: tuple = ()
@@ -237,7 +255,16 @@ class Dispatcher(Component):
             config_names = {name for t in tasks for name in t.template.configs}
             if config_names:
                 configs = tuple(c for c in store.list("config") if c.name in config_names)
-        self.outbox.append((node_id, Assignments(node_id, session, tuple(tasks), secrets, configs)))
+        if secrets or configs:
+            fingerprint = (fingerprint, tuple((s.id, s.version) for s in secrets),
+                           tuple((c.id, c.version) for c in configs))
+        if self.sent.get(node_id) == fingerprint:
+            return
+        self.sent[node_id] = fingerprint
+        self.results_counter += 1
+        self.sent_results[node_id] = self.results_counter
+        self.outbox.append((node_id, Assignments(node_id, session, tuple(tasks), secrets, configs,
+                                                 self.results_counter)))
 
     def take_outbox(self) -> list[tuple[str, object]]:
         out, self.outbox = self.outbox, []
