@@ -49,6 +49,12 @@ class Agent:
     # only on a task's local state and its assigned task). Tests switch this
     # off to compare with a pass after every Assignments message.
     skip_settled_passes = True
+    # A tick before the next heartbeat or registration retry is due, with no
+    # task to step, nothing to report, nothing received since the last tick
+    # and the runtime's next start or exit not yet due (a runtime that keeps
+    # the bound next_due_ticks) would do nothing: it returns at once. Most
+    # ticks are such. Tests switch this off to compare with full ticks.
+    skip_quiet_ticks = True
 
     def __init__(self, node_id: str, hostname: str, runtime: Runtime, role: int = 0,
                  resources: Resources = Resources(), labels: tuple = (), address: str = "",
@@ -75,12 +81,17 @@ class Agent:
         # anything that can give one a step (an assignment, a state move).
         # Idle ticks (most of them) then skip the pass: a tick costs less.
         self.unsettled = False
+        # The tick before which a tick does nothing, as far as the agent's own
+        # state goes (0: the next tick must run); see skip_quiet_ticks.
+        self.quiet_until_ticks = 0
+        self.runtime_with_bound = runtime if hasattr(runtime, "next_due_ticks") else None
 
     # ---------------------------------------------------------- inbound
     def receive(self, message: object, now_ticks: int) -> None:
         # Most frequent first: the answer to every heartbeat.
         if isinstance(message, HeartbeatAck):
             return   # the host's sign of life from the leader; nothing to do here
+        self.quiet_until_ticks = 0   # what follows may give the next tick work
         if isinstance(message, Assignments):
             if message.session_id < self.session_id or not self.session_id:
                 return   # from a session we already left
@@ -147,15 +158,21 @@ class Agent:
         self.changed.clear()
         self.session_id = 0
         self.assignments_session = self.assignments_applied = 0
+        self.quiet_until_ticks = 0
 
     # --------------------------------------------------------- outbound
     def tick(self, now_ticks: int) -> list[object]:
+        if now_ticks < self.quiet_until_ticks:
+            runtime = self.runtime_with_bound
+            if runtime is not None and now_ticks < runtime.next_due_ticks and self.skip_quiet_ticks:
+                return []
         out: list[object] = []
         if not self.session_id:
             if now_ticks - self.last_register_tick >= REGISTER_RETRY_TICKS:
                 self.last_register_tick = now_ticks
                 out.append(Register(self.node_id, self.hostname, self.role, self.resources, self.labels,
                                     self.address))
+            self.quiet_until_ticks = self.last_register_tick + REGISTER_RETRY_TICKS
             return out
         if now_ticks - self.last_heartbeat_tick >= self.heartbeat_period_ticks:
             self.last_heartbeat_tick = now_ticks
@@ -177,6 +194,10 @@ class Agent:
         if self.changed:
             out.append(StatusReport(self.node_id, self.session_id, tuple(sorted(self.changed.items()))))
             self.changed = {}
+        # Nothing to do before the next heartbeat unless a task has a step to
+        # make (then _step_tasks left unsettled set).
+        self.quiet_until_ticks = 0 if self.unsettled else \
+            self.last_heartbeat_tick + self.heartbeat_period_ticks
         return out
 
     def _step_tasks(self, now_ticks: int) -> None:

@@ -1,8 +1,9 @@
 """Components return at once from ticks with nothing marked dirty, the
 simulated runtime from polls before its next due start or exit, and an agent
 skips its pass over the tasks after an Assignments message that changed none
-of them. All are switches (Component.skip_idle_ticks,
-SimulatedRuntime.skip_idle_polls, Agent.skip_settled_passes): a
+of them, and its whole tick while nothing is due. All are switches
+(Component.skip_idle_ticks, SimulatedRuntime.skip_idle_polls,
+Agent.skip_settled_passes, Agent.skip_quiet_ticks): a
 random scenario must commit byte for byte the same log, and leave the same
 store and agents, with the shortcuts on as with the full pass on every tick."""
 from __future__ import annotations
@@ -85,6 +86,7 @@ def full_pass_scenario(seed: int, monkeypatch: pytest.MonkeyPatch) -> tuple[str,
         patch.setattr(Component, "skip_idle_ticks", False)
         patch.setattr(SimulatedRuntime, "skip_idle_polls", False)
         patch.setattr(Agent, "skip_settled_passes", False)
+        patch.setattr(Agent, "skip_quiet_ticks", False)
         return scenario(seed)
 
 
