@@ -12,7 +12,8 @@ manager that does not lead answers ``("redirect", leader_id)``; the leader's
 dispatcher answers with ``("dispatch", message)``.  A worker that hears
 nothing for ``SILENCE_TICKS_MAX`` tries the next manager (the dispatcher
 answers every heartbeat: assignments, or a HeartbeatAck); agents on manager
-nodes send to the leader Raft knows, so heartbeat acks are not sent to them.
+nodes send to the leader Raft knows, so they get only the acks that
+acknowledge task states.
 
 Scheduler time is its own tick (``scheduler.model.TICKS_PER_SECOND``) derived
 from the simulator's virtual clock.  Heartbeats run at 1 s with swarmkit's
@@ -79,7 +80,8 @@ class SwarmAdapter:
         self.heartbeat_ack_type = HeartbeatAck
         # Agents on manager nodes reach the leader Raft names (no silence to
         # detect): the dispatcher's heartbeat acks, a worker host's sign of
-        # life from the leader, are not sent to them.
+        # life from the leader, are sent to them only when they acknowledge
+        # task states.
         self.manager_names = frozenset(cluster.names[node_id] for node_id in cluster.manager_ids)
         self.seed = cluster.sim_seed
         self.ticks_per_second = TICKS_PER_SECOND
@@ -134,8 +136,9 @@ class SwarmAdapter:
 
     def _flush_dispatcher(self, swarm: SwarmNode, ctx: Any, now_ticks: int) -> None:
         for node_name, message in swarm.manager.take_agent_messages():
-            if type(message) is self.heartbeat_ack_type and node_name in self.manager_names:
-                continue
+            if type(message) is self.heartbeat_ack_type and not message.beat and \
+                    node_name in self.manager_names:
+                continue   # acknowledges no task states: nothing for a manager node
             if node_name == swarm.name:
                 swarm.agent.receive(message, now_ticks)
             elif node_name in self.cluster.ids:

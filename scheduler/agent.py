@@ -2,8 +2,11 @@
 heartbeats, runs its assigned tasks through a :class:`Runtime`, and reports
 observed states in one batched StatusReport per tick.
 
-Reports are repeated with every heartbeat (and on every new session), since
-the links may lose messages and reports are not acknowledged. Heartbeats say
+A changed task state goes out at once in a StatusReport, and again with every
+heartbeat until the dispatcher's HeartbeatAck for that heartbeat says it was
+taken (the links may lose messages; swarmkit's reporter retries
+UpdateTaskStatus likewise); on every new session, every task's state is
+reported again (a new leader's dispatcher has none of them). Heartbeats say
 which numbered set of assignments the agent holds; the dispatcher sends the
 set again when that is not its last (see scheduler/dispatcher.py). Sets are
 full (swarmkit's COMPLETE type): the agent applies only one newer than the
@@ -74,6 +77,11 @@ class Agent:
         self.secrets: dict[str, bytes] = {}
         self.configs: dict[str, bytes] = {}
         self.changed: dict[str, TaskStatus] = {}
+        # Task states sent but not yet acknowledged (latest per task), and the
+        # updates the last heartbeat (number ``beat``) carried.
+        self.unacked: dict[str, TaskStatus] = {}
+        self.beat = 0
+        self.beat_updates: tuple = ()
         # The set of assignments held: its session and its results_in number.
         self.assignments_session = 0
         self.assignments_applied = 0
@@ -90,7 +98,15 @@ class Agent:
     def receive(self, message: object, now_ticks: int) -> None:
         # Most frequent first: the answer to every heartbeat.
         if isinstance(message, HeartbeatAck):
-            return   # the host's sign of life from the leader; nothing to do here
+            # The host's sign of life from the leader; it may also acknowledge
+            # the updates of our last heartbeat (not a newer state since).
+            if message.beat and message.beat == self.beat and message.session_id == self.session_id:
+                unacked = self.unacked
+                for task_id, status in self.beat_updates:
+                    if unacked.get(task_id) is status:
+                        del unacked[task_id]
+                self.beat_updates = ()
+            return   # nothing for the next tick to do
         self.quiet_until_ticks = 0   # what follows may give the next tick work
         if isinstance(message, Assignments):
             if message.session_id < self.session_id or not self.session_id:
@@ -111,6 +127,9 @@ class Agent:
                 for task_id in sorted(gone):
                     self.runtime.stop(task_id, now_ticks)
                     del self.tasks[task_id]
+                    # Not ours any more (the store knows it ended, or moved or
+                    # deleted it): its state needs no acknowledgement.
+                    self.unacked.pop(task_id, None)
             for task_id, task in assigned.items():
                 local = self.tasks.get(task_id)
                 if local is None:
@@ -156,6 +175,8 @@ class Agent:
             stop_all()
         self.tasks.clear()
         self.changed.clear()
+        self.unacked.clear()
+        self.beat_updates = ()
         self.session_id = 0
         self.assignments_session = self.assignments_applied = 0
         self.quiet_until_ticks = 0
@@ -174,16 +195,9 @@ class Agent:
                                     self.address))
             self.quiet_until_ticks = self.last_register_tick + REGISTER_RETRY_TICKS
             return out
-        if now_ticks - self.last_heartbeat_tick >= self.heartbeat_period_ticks:
+        heartbeat_due = now_ticks - self.last_heartbeat_tick >= self.heartbeat_period_ticks
+        if heartbeat_due:
             self.last_heartbeat_tick = now_ticks
-            held = self.assignments_applied if self.assignments_session == self.session_id else 0
-            out.append(Heartbeat(self.node_id, self.session_id, held))
-            # Links may drop messages and reports carry no ack: with every
-            # heartbeat, repeat the state of every task (the dispatcher and the
-            # store drop what they already know). Bounded by the node's tasks.
-            for task_id, local in self.tasks.items():
-                if local.status is not None and task_id not in self.changed:
-                    self.changed[task_id] = local.status
         for event in self.runtime.poll(now_ticks):
             local = self.tasks.get(event.task_id)
             if local is not None and event.state > local.state:
@@ -191,8 +205,21 @@ class Agent:
                 self._move(local, event.state, now_ticks, event.message, event.exit_code)
         if self.unsettled:
             self._step_tasks(now_ticks)
-        if self.changed:
-            out.append(StatusReport(self.node_id, self.session_id, tuple(sorted(self.changed.items()))))
+        changed = self.changed
+        if heartbeat_due:
+            # The heartbeat carries every state not acknowledged yet (this
+            # tick's changes included; bounded by the node's tasks).
+            unacked = self.unacked
+            if changed:
+                unacked.update(changed)
+                self.changed = {}
+            self.beat += 1
+            self.beat_updates = tuple(sorted(unacked.items())) if unacked else ()
+            held = self.assignments_applied if self.assignments_session == self.session_id else 0
+            out.append(Heartbeat(self.node_id, self.session_id, held, self.beat_updates, self.beat))
+        elif changed:
+            out.append(StatusReport(self.node_id, self.session_id, tuple(sorted(changed.items()))))
+            self.unacked.update(changed)
             self.changed = {}
         # Nothing to do before the next heartbeat unless a task has a step to
         # make (then _step_tasks left unsettled set).

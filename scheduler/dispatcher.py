@@ -6,8 +6,12 @@ worker sessions.
   x ``heartbeat_grace_multiplier`` (swarmkit: 5 s x 3) is marked DOWN, and the
   orchestrators replace its tasks. A new leader gives every node a fresh
   grace period, as swarmkit's dispatcher does on start.
-* Status reports are buffered (bounded; overflow counted) and written back as
-  one transaction per tick of forward-only :class:`ReportStatus` ops.
+* Status reports (and the task states a heartbeat carries) are buffered
+  (bounded; overflow counted) and written back as one transaction per tick of
+  forward-only :class:`ReportStatus` ops. A heartbeat's states are
+  acknowledged in its HeartbeatAck once all are buffered: the agent stops
+  repeating them. A proposal that fails queues them again; a lost leadership
+  ends the sessions, and agents report every state again to the new leader.
 * Assignments: each node gets its full task list (and only the secrets and
   configs those tasks use) whenever what it must run changed, numbered
   (swarmkit's AssignmentsMessage.ResultsIn). swarmkit sends a complete set
@@ -78,9 +82,13 @@ class Dispatcher(Component):
                 self.outbox.append((node_id, SessionInvalid(node_id)))
                 return
             self.last_heartbeat[node_id] = now
+            # The task states it carries, acknowledged only if all were taken.
+            beat = 0
+            if message.updates and self._take_reports(node_id, message.updates, context):
+                beat = message.beat
             applied = message.assignments_applied
             if applied == self.sent_results.get(node_id):
-                self.outbox.append((node_id, HeartbeatAck(node_id, message.session_id)))
+                self.outbox.append((node_id, HeartbeatAck(node_id, message.session_id, beat)))
                 return
             # The agent does not hold the last set sent: it was lost, or is
             # still on its way (then this resend is redundant, and harmless).
@@ -99,13 +107,7 @@ class Dispatcher(Component):
                 self.outbox.append((node_id, SessionInvalid(node_id)))
                 return
             self.last_heartbeat[node_id] = now
-            reports = self.reports
-            buffer_max = context.config.status_buffer_max
-            for task_id, status in message.updates:
-                if len(reports) >= buffer_max and task_id not in reports:
-                    self.stats["reports_dropped_overflow"] += 1
-                    continue
-                reports[task_id] = (node_id, status)
+            self._take_reports(node_id, message.updates, context)
         elif isinstance(message, Register):
             self.session_counter += 1
             self.sessions[message.node_id] = self.session_counter
@@ -117,6 +119,20 @@ class Dispatcher(Component):
                                                              context.config.heartbeat_period_ticks)))
         else:
             raise TypeError(f"dispatcher cannot handle {type(message).__name__}")
+
+    def _take_reports(self, node_id: str, updates: tuple, context: Context) -> bool:
+        """Buffer a node's task states (latest per task wins); False if the
+        bounded buffer had to drop any."""
+        reports = self.reports
+        buffer_max = context.config.status_buffer_max
+        taken = True
+        for task_id, status in updates:
+            if len(reports) >= buffer_max and task_id not in reports:
+                self.stats["reports_dropped_overflow"] += 1
+                taken = False
+                continue
+            reports[task_id] = (node_id, status)
+        return taken
 
     def on_events(self, events: Iterable[Event]) -> None:
         for event in events:

@@ -35,15 +35,23 @@ class Heartbeat:
     # from the last one sent (our links lose messages and have no stream
     # underneath; swarmkit restarts its Assignments stream instead).
     assignments_applied: int = 0
+    # Task states the agent reported without an acknowledgement yet (task id,
+    # observed status), and this heartbeat's number: the HeartbeatAck naming
+    # it acknowledges them (the pair plays swarmkit's UpdateTaskStatus RPC and
+    # its response).
+    updates: tuple[tuple[str, TaskStatus], ...] = ()
+    beat: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatAck:
     """The dispatcher's answer to a heartbeat when the agent already holds its
     latest assignments (swarmkit's HeartbeatResponse): tells a worker's host
-    that the leader it talks to is alive."""
+    that the leader it talks to is alive, and with ``beat`` (the heartbeat's
+    number; 0: none) that the updates it carried were all taken."""
     node_id: str
     session_id: int
+    beat: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,8 @@ class SessionInvalid:
 
 @dataclass(frozen=True, slots=True)
 class StatusReport:
+    """Task states that changed since the agent's last message, sent at once
+    (the next heartbeat carries them again until acknowledged)."""
     node_id: str
     session_id: int
     updates: tuple[tuple[str, TaskStatus], ...]   # (task id, observed status)

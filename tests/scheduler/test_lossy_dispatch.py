@@ -2,10 +2,12 @@
 
 The dispatcher sends a node its full set of assignments only when that set
 changes, on a new session, or when a heartbeat shows the agent does not hold
-the last set sent (there is no stream underneath to redeliver a lost one).
-These tests check that this anti-entropy still converges: after the faults
-stop, every agent holds exactly the tasks the store assigns it and every
-service runs its replicas, with any seed.
+the last set sent (there is no stream underneath to redeliver a lost one);
+an agent repeats a task state with its heartbeats only until a HeartbeatAck
+acknowledges it. These tests check that this anti-entropy still converges:
+after the faults stop, every agent holds exactly the tasks the store assigns
+it, the store has every state the agents observed, and every service runs
+its replicas, with any seed.
 """
 from __future__ import annotations
 
@@ -79,6 +81,17 @@ class LossyCluster(LocalCluster):
                 return False
         return True
 
+    def store_has_the_agents_states(self) -> bool:
+        """Every state an agent observed reached the store (reports are
+        repeated until acknowledged)."""
+        store = self.store
+        for name, agent in self.agents.items():
+            for task_id, local in agent.tasks.items():
+                task = store.get("task", task_id)
+                if task is not None and task.node_id == name and task.status.state < local.state:
+                    return False
+        return True
+
 
 def _service(name: str, replicas: int) -> ServiceSpec:
     return ServiceSpec(name, ServiceMode.REPLICATED, replicas, TaskTemplate(command=("nginx",)))
@@ -98,7 +111,8 @@ def test_lossy_links_converge_once_they_heal(seed: int, loss: float) -> None:
     cluster.run(rng.randint(0, 120))
     cluster.faulty = False
     cluster.run_until(lambda: cluster.converged("web") and cluster.converged("api") and
-                      cluster.agents_hold_their_assignments(), ticks_max=600)
+                      cluster.agents_hold_their_assignments() and cluster.store_has_the_agents_states(),
+                      ticks_max=600)
 
 
 def test_the_lossy_runs_do_lose_assignments() -> None:
@@ -170,3 +184,48 @@ def test_the_agent_applies_only_newer_sets_and_reports_the_one_it_holds() -> Non
     assert [m for m in agent.tick(12) if isinstance(m, Heartbeat)][0].assignments_applied == 0
     agent.receive(Assignments("n1", 4, (task,), results_in=1), 13)
     assert set(agent.tasks) == {"t"}
+
+
+def test_the_agent_repeats_a_state_with_its_heartbeats_until_acknowledged() -> None:
+    from scheduler.agent import Agent
+    from scheduler.messages import StatusReport
+    from scheduler.runtime import SimulatedRuntime
+
+    agent = Agent("n1", "n1", SimulatedRuntime(Random(1), (1, 1)), heartbeat_period_ticks=5)
+    agent.tick(0)
+    agent.receive(RegisterAck("n1", 3, 5), 0)
+    task = Task("t", "s", 1, "n1", status=TaskStatus(TaskState.ASSIGNED))
+    agent.receive(Assignments("n1", 3, (task,), results_in=1), 0)
+    first = agent.tick(1)                                           # ACCEPTED, at once
+    assert isinstance(first[0], StatusReport) and first[0].updates[0][1].state == TaskState.ACCEPTED
+    for now in range(2, 5):
+        agent.tick(now)                                             # up to RUNNING
+    beat = [m for m in agent.tick(5) if isinstance(m, Heartbeat)][0]
+    assert [status.state for _, status in beat.updates] == [TaskState.RUNNING]
+    agent.receive(HeartbeatAck("n1", 3, beat.beat - 1), 5)         # an older heartbeat's ack
+    agent.receive(HeartbeatAck("n1", 4, beat.beat), 5)             # another session's
+    again = [m for m in agent.tick(10) if isinstance(m, Heartbeat)][0]
+    assert again.updates == beat.updates                            # still unacknowledged
+    agent.receive(HeartbeatAck("n1", 3, again.beat), 10)
+    quiet = [m for m in agent.tick(15) if isinstance(m, Heartbeat)][0]
+    assert quiet.updates == ()
+
+
+def test_a_heartbeat_with_states_is_acknowledged_once_they_are_buffered() -> None:
+    dispatcher, context, session = _registered()
+    held = [m for _, m in dispatcher.take_outbox() if isinstance(m, Assignments)][0].results_in
+    running = TaskStatus(TaskState.RUNNING)
+    dispatcher.handle(Heartbeat("n1", session, held, (("t", running),), 9), context)
+    assert dispatcher.take_outbox() == [("n1", HeartbeatAck("n1", session, 9))]
+    assert dispatcher.reports == {"t": ("n1", running)}
+    full = Dispatcher()
+    full.start(context)
+    full.handle(Register("n1", "n1"), context)
+    full.tick(context)
+    held = [m for _, m in full.take_outbox() if isinstance(m, Assignments)][0].results_in
+    small = ManagerConfig(status_buffer_max=1)
+    full.reports["other"] = ("n2", running)
+    full.handle(Heartbeat("n1", full.sessions["n1"], held, (("t", running),), 4),
+                Context(context.store, small, 0))
+    # The buffer was full: not acknowledged (beat 0), so the agent repeats it.
+    assert full.take_outbox() == [("n1", HeartbeatAck("n1", full.sessions["n1"], 0))]
