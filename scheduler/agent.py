@@ -82,6 +82,7 @@ class Agent:
         self.unacked: dict[str, TaskStatus] = {}
         self.beat = 0
         self.beat_updates: tuple = ()
+        self.plain_heartbeat: Optional[Heartbeat] = None   # the last heartbeat without updates
         # The set of assignments held: its session and its results_in number.
         self.assignments_session = 0
         self.assignments_applied = 0
@@ -213,10 +214,22 @@ class Agent:
             if changed:
                 unacked.update(changed)
                 self.changed = {}
-            self.beat += 1
-            self.beat_updates = tuple(sorted(unacked.items())) if unacked else ()
             held = self.assignments_applied if self.assignments_session == self.session_id else 0
-            out.append(Heartbeat(self.node_id, self.session_id, held, self.beat_updates, self.beat))
+            if unacked:
+                self.beat += 1
+                self.beat_updates = tuple(sorted(unacked.items()))
+                out.append(Heartbeat(self.node_id, self.session_id, held, self.beat_updates,
+                                     self.beat))
+            else:
+                # Most heartbeats: nothing to acknowledge (no number), the same
+                # message until the session or the set held changes. Messages
+                # are frozen: one object serves them all (building one costs ~1 us).
+                self.beat_updates = ()
+                plain = self.plain_heartbeat
+                if plain is None or plain.session_id != self.session_id or \
+                        plain.assignments_applied != held:
+                    plain = self.plain_heartbeat = Heartbeat(self.node_id, self.session_id, held)
+                out.append(plain)
         elif changed:
             out.append(StatusReport(self.node_id, self.session_id, tuple(sorted(changed.items()))))
             self.unacked.update(changed)
