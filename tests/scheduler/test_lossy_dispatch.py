@@ -97,19 +97,39 @@ def _service(name: str, replicas: int) -> ServiceSpec:
     return ServiceSpec(name, ServiceMode.REPLICATED, replicas, TaskTemplate(command=("nginx",)))
 
 
+def _run_with_upsets(cluster: LossyCluster, rng: Random, ticks: int, upsets: bool) -> None:
+    """Run; with ``upsets``, now and then a node dies or comes back, or the
+    leadership moves (old dispatchers' messages may still be in flight, under
+    session ids the new dispatcher hands out again)."""
+    for _ in range(ticks):
+        roll = rng.random()
+        if upsets and roll < 0.01:
+            node = rng.choice(sorted(cluster.agents))
+            if cluster.alive[node]:
+                cluster.kill_node(node)
+            else:
+                cluster.restart_node(node)
+        elif upsets and roll < 0.015:
+            cluster.change_leader(rng.randrange(len(cluster.managers)))
+        cluster.step()
+
+
 @settings(deadline=None)
-@given(st.integers(0, 2**32 - 1), st.sampled_from([0.1, 0.3, 0.6]))
-def test_lossy_links_converge_once_they_heal(seed: int, loss: float) -> None:
-    print("seed", seed, "loss", loss)
-    cluster = LossyCluster(managers=1, workers=3, seed=seed, config=CONFIG, link_seed=seed,
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.1, 0.3, 0.6]), st.booleans())
+def test_lossy_links_converge_once_they_heal(seed: int, loss: float, upsets: bool) -> None:
+    print("seed", seed, "loss", loss, "upsets", upsets)
+    cluster = LossyCluster(managers=2, workers=3, seed=seed, config=CONFIG, link_seed=seed,
                            loss=loss)
     rng = Random(seed)
     cluster.propose(cluster.leader.api.create_service(_service("web", rng.randint(1, 6))))
-    cluster.run(rng.randint(20, 120))
+    _run_with_upsets(cluster, rng, rng.randint(20, 120), upsets)
     cluster.propose(cluster.leader.api.scale("web", rng.randint(0, 6)))
     cluster.propose(cluster.leader.api.create_service(_service("api", rng.randint(1, 3))))
-    cluster.run(rng.randint(0, 120))
+    _run_with_upsets(cluster, rng, rng.randint(0, 120), upsets)
     cluster.faulty = False
+    for node in cluster.agents:
+        if not cluster.alive[node]:
+            cluster.restart_node(node)
     cluster.run_until(lambda: cluster.converged("web") and cluster.converged("api") and
                       cluster.agents_hold_their_assignments() and cluster.store_has_the_agents_states(),
                       ticks_max=600)
