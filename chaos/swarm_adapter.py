@@ -124,7 +124,7 @@ class SwarmAdapter:
             self._agent_to_leader(swarm, ctx, message, now_ticks)
         manager = swarm.manager
         proposals = manager.tick(now_ticks)
-        if manager.has_agent_messages:
+        if manager.is_leader and manager.has_agent_messages:   # (only a leader has a dispatcher)
             self._flush_dispatcher(swarm, ctx, now_ticks)
         return proposals
 
