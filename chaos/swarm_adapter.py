@@ -9,8 +9,11 @@ processes running an ``Agent`` over a ``SimulatedRuntime``.
 Agent traffic rides the simulated network, so partitions and crashes hit it:
 agents send ``("agent", message)`` to the manager they believe leads; a
 manager that does not lead answers ``("redirect", leader_id)``; the leader's
-dispatcher answers with ``("dispatch", message)``.  An agent that hears
-nothing for ``SILENCE_TICKS_MAX`` tries the next manager.
+dispatcher answers with ``("dispatch", message)``.  A worker that hears
+nothing for ``SILENCE_TICKS_MAX`` tries the next manager (the dispatcher
+answers every heartbeat: assignments, or a HeartbeatAck); agents on manager
+nodes send to the leader Raft knows, so they get only the acks that
+acknowledge task states.
 
 Scheduler time is its own tick (``scheduler.model.TICKS_PER_SECOND``) derived
 from the simulator's virtual clock.  Heartbeats run at 1 s with swarmkit's
@@ -70,9 +73,16 @@ class SwarmNode:
 class SwarmAdapter:
     def __init__(self, cluster: Any) -> None:
         from scheduler.config import ManagerConfig
+        from scheduler.messages import HeartbeatAck
         from scheduler.model import TICKS_PER_SECOND
 
         self.cluster = cluster
+        self.heartbeat_ack_type = HeartbeatAck
+        # Agents on manager nodes reach the leader Raft names (no silence to
+        # detect): the dispatcher's heartbeat acks, a worker host's sign of
+        # life from the leader, are sent to them only when they acknowledge
+        # task states.
+        self.manager_names = frozenset(cluster.names[node_id] for node_id in cluster.manager_ids)
         self.seed = cluster.sim_seed
         self.ticks_per_second = TICKS_PER_SECOND
         self.config = ManagerConfig(heartbeat_period_ticks=TICKS_PER_SECOND, heartbeat_grace_multiplier=3)
@@ -114,7 +124,7 @@ class SwarmAdapter:
             self._agent_to_leader(swarm, ctx, message, now_ticks)
         manager = swarm.manager
         proposals = manager.tick(now_ticks)
-        if manager.has_agent_messages:
+        if manager.is_leader and manager.has_agent_messages:   # (only a leader has a dispatcher)
             self._flush_dispatcher(swarm, ctx, now_ticks)
         return proposals
 
@@ -126,6 +136,9 @@ class SwarmAdapter:
 
     def _flush_dispatcher(self, swarm: SwarmNode, ctx: Any, now_ticks: int) -> None:
         for node_name, message in swarm.manager.take_agent_messages():
+            if type(message) is self.heartbeat_ack_type and not message.beat and \
+                    node_name in self.manager_names:
+                continue   # acknowledges no task states: nothing for a manager node
             if node_name == swarm.name:
                 swarm.agent.receive(message, now_ticks)
             elif node_name in self.cluster.ids:
@@ -135,7 +148,7 @@ class SwarmAdapter:
         if not isinstance(payload, tuple) or len(payload) != 2:
             return  # not ours: counted by nobody, harmless
         kind, body = payload
-        now_ticks = self.now_ticks(ctx.now_us)
+        now_ticks = ctx.now_us * self.ticks_per_second // 1_000_000
         if kind == "agent":
             if swarm.manager.is_leader:
                 swarm.manager.handle_agent_message(body, now_ticks)
@@ -204,8 +217,6 @@ class SwarmAdapter:
 
     # ---- views for the checkers -------------------------------------------------------------
     def sample(self, swarm: SwarmNode, now_ms: int) -> StoreSample:
-        from scheduler.model import NodeStatus, ServiceMode, TaskState
-
         store = swarm.manager.store
         # The views are a function of the store's contents, which only change
         # when an entry is applied (applied_index moves) or a snapshot is
@@ -215,6 +226,9 @@ class SwarmAdapter:
         if key is not None and key[0] == store.applied_index and key[1] is store.objects:
             services_view, tasks_view, nodes_view = swarm.sample_views
             return StoreSample(now_ms, services_view, tasks_view, nodes_view, store.applied_index)
+        # (Imported here, on a miss only: an import statement costs ~0.6 us a call.)
+        from scheduler.model import NodeStatus, ServiceMode, TaskState
+
         services = []
         names_by_id = {}
         for service in store.list("service"):
@@ -271,6 +285,7 @@ class WorkerProcess:
         self.name = adapter.cluster.names[address]
         self.agent: Any = None
         self.leader_guess = adapter.cluster.manager_ids[0]
+        self.ticks_per_second = adapter.ticks_per_second
         self.last_tick = -1
         self.last_heard_tick = 0
 
@@ -285,7 +300,7 @@ class WorkerProcess:
         self.last_heard_tick = self.adapter.now_ticks(ctx.now_us)
 
     def on_tick(self, ctx: Any) -> None:
-        now_ticks = ctx.now_us * self.adapter.ticks_per_second // 1_000_000
+        now_ticks = ctx.now_us * self.ticks_per_second // 1_000_000
         if now_ticks == self.last_tick:
             return
         self.last_tick = now_ticks
@@ -300,7 +315,7 @@ class WorkerProcess:
         if not isinstance(payload, tuple) or len(payload) != 2:
             return
         kind, body = payload
-        now_ticks = self.adapter.now_ticks(ctx.now_us)
+        now_ticks = ctx.now_us * self.ticks_per_second // 1_000_000
         if kind == "redirect":
             managers = self.adapter.cluster.manager_ids
             if body and body in managers:

@@ -29,7 +29,8 @@ Manager (scheduler.manager.Manager(manager_id, config=ManagerConfig(), seed=0)) 
                                               lets the leader barrier pass (else it times out, counted)
     tick(now_ticks, applied_index=None) -> list[bytes]  proposals to submit to Raft (leader only)
     handle_agent_message(msg, now_ticks)      Register / Heartbeat / StatusReport from agents (leader only)
-    take_agent_messages() -> [(node_id, msg)] RegisterAck / Assignments / SessionInvalid for agents
+    take_agent_messages() -> [(node_id, msg)] for agents: RegisterAck / Assignments / HeartbeatAck /
+                                              SessionInvalid
     snapshot() -> bytes, restore(bytes)       for Raft snapshots
     api: ClientAPI -> Proposal(data: bytes, sequence, object_id); submit data to Raft. Methods:
         create_service(spec), update_service(name, spec), scale(name, n), rollback(name),

@@ -61,6 +61,7 @@ class AddressPool:
 
 class Allocator(Component):
     name = "allocator"
+    ticks_only_after_input = True    # (see Component; no clock-driven work)
 
     def __init__(self) -> None:
         self.pools: dict[str, AddressPool] = {}

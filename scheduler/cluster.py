@@ -15,6 +15,7 @@ from typing import Callable, Optional
 from scheduler.agent import Agent
 from scheduler.config import ManagerConfig
 from scheduler.manager import Manager
+from scheduler.messages import SessionInvalid
 from scheduler.model import NodeRole, Resources
 from scheduler.runtime import SimulatedRuntime
 
@@ -116,5 +117,6 @@ class LocalCluster:
         self.leader.become_follower()
         self.leader_index = index
         self.leader.become_leader(self.now, len(self.log))
-        for agent in self.agents.values():
-            agent.session_id = 0   # agents reconnect to the new leader's dispatcher
+        for name, agent in self.agents.items():
+            # Agents reconnect to the new leader's dispatcher.
+            agent.receive(SessionInvalid(name), self.now)

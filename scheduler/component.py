@@ -40,6 +40,12 @@ class Component:
     # (swarmkit's controllers react to store events; most ticks have none).
     # Tests switch this off to compare with the full pass on every tick.
     skip_idle_ticks = True
+    # True for a component whose tick, once it proposed nothing, would again
+    # propose nothing and change nothing until the manager feeds it something
+    # (store events, its proposal's result, a start): what it decides depends
+    # on the store and those inputs, not on the clock. The manager skips such
+    # components while nothing was fed to them (Manager.skip_quiet_components).
+    ticks_only_after_input = False
 
     def start(self, context: Context) -> None:
         """Leadership gained: full reconcile on the next tick."""

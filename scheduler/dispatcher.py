@@ -6,10 +6,19 @@ worker sessions.
   x ``heartbeat_grace_multiplier`` (swarmkit: 5 s x 3) is marked DOWN, and the
   orchestrators replace its tasks. A new leader gives every node a fresh
   grace period, as swarmkit's dispatcher does on start.
-* Status reports are buffered (bounded; overflow counted) and written back as
-  one transaction per tick of forward-only :class:`ReportStatus` ops.
+* Status reports (and the task states a heartbeat carries) are buffered
+  (bounded; overflow counted) and written back as one transaction per tick of
+  forward-only :class:`ReportStatus` ops. A heartbeat's states are
+  acknowledged in its HeartbeatAck once all are buffered: the agent stops
+  repeating them. A proposal that fails queues them again; a lost leadership
+  ends the sessions, and agents report every state again to the new leader.
 * Assignments: each node gets its full task list (and only the secrets and
-  configs those tasks use) whenever what it must run changed.
+  configs those tasks use) whenever what it must run changed, numbered
+  (swarmkit's AssignmentsMessage.ResultsIn). swarmkit sends a complete set
+  once per session on a stream and then only changes; our links can lose
+  messages with no stream underneath, so a heartbeat says which set the agent
+  holds, and the node's set is sent again when that is not the last one sent
+  (else the heartbeat gets a small HeartbeatAck, swarmkit's HeartbeatResponse).
 """
 from __future__ import annotations
 
@@ -18,7 +27,8 @@ from typing import Iterable
 from operator import ne
 
 from scheduler.component import NODE_ID, STATE, TASK_ID, Component, Context
-from scheduler.messages import (Assignments, Heartbeat, Register, RegisterAck, SessionInvalid, StatusReport)
+from scheduler.messages import (Assignments, Heartbeat, HeartbeatAck, Register, RegisterAck,
+                                SessionInvalid, StatusReport)
 from scheduler.model import Node, NodeRole, NodeStatus, TaskState, evolve
 from scheduler.store import Create, Event, ReportStatus, Update
 
@@ -41,9 +51,17 @@ class Dispatcher(Component):
         self.proposed_reports: dict[str, tuple] = {} # reports in the proposal in flight
         self.outbox: list[tuple[str, object]] = []
         self.sent: dict[str, tuple] = {}             # node id -> fingerprint of the last assignments
+        self.sent_results: dict[str, int] = {}       # node id -> results_in of the last assignments
+        self.results_counter = 0                     # numbers the sets sent (never goes back)
+        self.plain_acks: dict[str, HeartbeatAck] = {}   # node id -> its last ack without a beat
         self.dirty_nodes: set[str] = set()
+        # The oldest heartbeat entry plus the timeout, as of the last look: a
+        # lower bound on the first tick at which any node can be due to expire,
+        # since entries only ever move forward (see tick).
+        self.expiry_due_ticks = -1
         self.started = False
-        self.stats = {"reports_dropped_overflow": 0, "reports_unknown_session": 0, "nodes_marked_down": 0}
+        self.stats = {"reports_dropped_overflow": 0, "reports_unknown_session": 0,
+                      "nodes_marked_down": 0, "assignments_resent": 0}
 
     def start(self, context: Context) -> None:
         if not self.started:
@@ -57,7 +75,50 @@ class Dispatcher(Component):
     # ------------------------------------------------------------ messages
     def handle(self, message: object, context: Context) -> None:
         now = context.now_ticks
-        if isinstance(message, Register):
+        # Most frequent first: a heartbeat and a status report from every node
+        # every heartbeat period; registrations are rare.
+        if isinstance(message, Heartbeat):
+            node_id = message.node_id
+            if self.sessions.get(node_id) != message.session_id:
+                self.outbox.append((node_id, SessionInvalid(node_id)))
+                return
+            self.last_heartbeat[node_id] = now
+            # The task states it carries, acknowledged only if all were taken.
+            beat = 0
+            if message.updates and self._take_reports(node_id, message.updates, context):
+                beat = message.beat
+            applied = message.assignments_applied
+            if applied == self.sent_results.get(node_id):
+                if beat:
+                    ack = HeartbeatAck(node_id, message.session_id, beat)
+                else:
+                    # Most heartbeats: an ack that acknowledges no states, the
+                    # same for the whole session. Messages are frozen: one
+                    # object serves them all (building one costs ~0.7 us).
+                    ack = self.plain_acks.get(node_id)
+                    if ack is None or ack.session_id != message.session_id:
+                        ack = self.plain_acks[node_id] = HeartbeatAck(node_id, message.session_id)
+                self.outbox.append((node_id, ack))
+                return
+            # The agent does not hold the last set sent: it was lost, or is
+            # still on its way (then this resend is redundant, and harmless).
+            # Send the full set again (bounded by the node's tasks) under a new
+            # number, above the agent's if it holds a number this dispatcher
+            # never sent (a former leader's set under a colliding session id).
+            self.stats["assignments_resent"] += 1
+            if applied > self.results_counter:
+                self.results_counter = applied
+            self.sent.pop(node_id, None)
+            self.dirty_nodes.add(node_id)
+        elif isinstance(message, StatusReport):
+            node_id = message.node_id
+            if self.sessions.get(node_id) != message.session_id:
+                self.stats["reports_unknown_session"] += 1
+                self.outbox.append((node_id, SessionInvalid(node_id)))
+                return
+            self.last_heartbeat[node_id] = now
+            self._take_reports(node_id, message.updates, context)
+        elif isinstance(message, Register):
             self.session_counter += 1
             self.sessions[message.node_id] = self.session_counter
             self.last_heartbeat[message.node_id] = now
@@ -66,28 +127,22 @@ class Dispatcher(Component):
             self.dirty_nodes.add(message.node_id)
             self.outbox.append((message.node_id, RegisterAck(message.node_id, self.session_counter,
                                                              context.config.heartbeat_period_ticks)))
-        elif isinstance(message, Heartbeat):
-            if self.sessions.get(message.node_id) != message.session_id:
-                self.outbox.append((message.node_id, SessionInvalid(message.node_id)))
-                return
-            self.last_heartbeat[message.node_id] = now
-            # Links may lose an Assignments message: resend the node's full set
-            # once per heartbeat period (bounded by its tasks).
-            self.sent.pop(message.node_id, None)
-            self.dirty_nodes.add(message.node_id)
-        elif isinstance(message, StatusReport):
-            if self.sessions.get(message.node_id) != message.session_id:
-                self.stats["reports_unknown_session"] += 1
-                self.outbox.append((message.node_id, SessionInvalid(message.node_id)))
-                return
-            self.last_heartbeat[message.node_id] = now
-            for task_id, status in message.updates:
-                if len(self.reports) >= context.config.status_buffer_max and task_id not in self.reports:
-                    self.stats["reports_dropped_overflow"] += 1
-                    continue
-                self.reports[task_id] = (message.node_id, status)
         else:
             raise TypeError(f"dispatcher cannot handle {type(message).__name__}")
+
+    def _take_reports(self, node_id: str, updates: tuple, context: Context) -> bool:
+        """Buffer a node's task states (latest per task wins); False if the
+        bounded buffer had to drop any."""
+        reports = self.reports
+        buffer_max = context.config.status_buffer_max
+        taken = True
+        for task_id, status in updates:
+            if len(reports) >= buffer_max and task_id not in reports:
+                self.stats["reports_dropped_overflow"] += 1
+                taken = False
+                continue
+            reports[task_id] = (node_id, status)
+        return taken
 
     def on_events(self, events: Iterable[Event]) -> None:
         for event in events:
@@ -120,33 +175,42 @@ class Dispatcher(Component):
         ops: list = []
         # Registrations -> Node objects.
         registrations = self.registrations
-        for node_id in sorted(registrations) if registrations else ():
-            message = registrations[node_id]
-            node = store.get("node", node_id)
-            if node is None:
-                ops.append(Create(Node(node_id, message.hostname, NodeRole(message.role), status=NodeStatus.READY,
-                                       labels=message.labels, resources=message.resources,
-                                       address=message.address)))
-            elif node.status != NodeStatus.READY or node.resources != message.resources or \
-                    node.address != message.address:
-                ops.append(Update(evolve(node, status=NodeStatus.READY, status_message="", resources=message.resources,
-                                         address=message.address), node.version))
-        registrations.clear()
+        if registrations:
+            for node_id in sorted(registrations):
+                message = registrations[node_id]
+                node = store.get("node", node_id)
+                if node is None:
+                    ops.append(Create(Node(node_id, message.hostname, NodeRole(message.role),
+                                           status=NodeStatus.READY, labels=message.labels,
+                                           resources=message.resources, address=message.address)))
+                elif node.status != NodeStatus.READY or node.resources != message.resources or \
+                        node.address != message.address:
+                    ops.append(Update(evolve(node, status=NodeStatus.READY, status_message="",
+                                             resources=message.resources, address=message.address),
+                                      node.version))
+            registrations.clear()
         # Heartbeat expiry -> DOWN (a node refreshed by a registration above is not).
-        timeout = context.config.heartbeat_timeout_ticks
+        # The scan changes something only for a store node without a heartbeat
+        # entry yet, or one silent for longer than the timeout; when every node
+        # has an entry and the oldest entry of all is recent, it would do
+        # nothing (most ticks): skip it. Entries only move forward (heartbeats,
+        # registrations and start() write the current tick; new entries get the
+        # current tick), so the oldest entry plus the timeout, once computed, is
+        # a lower bound until the next look (ticks never go back): the min() is
+        # taken again only past it.
         last_heartbeat = self.last_heartbeat
-        # The scan below changes something only for a store node without a
-        # heartbeat entry yet, or one silent for longer than the timeout; when
-        # every node has an entry and the oldest entry of all is recent, it
-        # would do nothing (most ticks): skip it.
-        if not self.skip_idle_expiry_scans or not last_heartbeat or \
-                now - min(last_heartbeat.values()) > timeout or \
+        if not self.skip_idle_expiry_scans or now > self.expiry_due_ticks or \
                 not last_heartbeat.keys() >= store.objects["node"].keys():
-            self._expire_silent_nodes(store, ops, now, timeout)
+            timeout = context.config.heartbeat_timeout_ticks
+            if not self.skip_idle_expiry_scans or not last_heartbeat or \
+                    now - min(last_heartbeat.values()) > timeout or \
+                    not last_heartbeat.keys() >= store.objects["node"].keys():
+                self._expire_silent_nodes(store, ops, now, timeout)
+            self.expiry_due_ticks = min(last_heartbeat.values()) + timeout if last_heartbeat else -1
         # Buffered status reports -> one transaction.
         reports = self.reports
-        self.proposed_reports = dict(reports)
         if reports:
+            self.proposed_reports = dict(reports)
             for task_id in sorted(reports):
                 node_id, status = reports[task_id]
                 task = store.get("task", task_id)
@@ -154,6 +218,8 @@ class Dispatcher(Component):
                     continue   # unknown, moved, or stale: the store would drop it anyway
                 ops.append(ReportStatus(task_id, node_id, status))
             reports.clear()
+        elif self.proposed_reports:
+            self.proposed_reports = {}
         # Assignments for nodes whose work changed.
         if self.dirty_nodes:
             for node_id in sorted(self.dirty_nodes):
@@ -200,10 +266,9 @@ class Dispatcher(Component):
                 continue
             tasks.append(task)
         tasks.sort(key=TASK_ID)
+        # What the agent acts on: the task set and desired states, and the
+        # secrets and configs those tasks name (their versions).
         fingerprint = tuple((t.id, int(t.desired_state)) for t in tasks)
-        if self.sent.get(node_id) == fingerprint:
-            return
-        self.sent[node_id] = fingerprint
         # Only the secrets and configs these tasks name (none to look for when
         # the store holds none, or no task names any: the common case).
         secrets: tuple = ()
@@ -216,7 +281,16 @@ class Dispatcher(Component):
             config_names = {name for t in tasks for name in t.template.configs}
             if config_names:
                 configs = tuple(c for c in store.list("config") if c.name in config_names)
-        self.outbox.append((node_id, Assignments(node_id, session, tuple(tasks), secrets, configs)))
+        if secrets or configs:
+            fingerprint = (fingerprint, tuple((s.id, s.version) for s in secrets),
+                           tuple((c.id, c.version) for c in configs))
+        if self.sent.get(node_id) == fingerprint:
+            return
+        self.sent[node_id] = fingerprint
+        self.results_counter += 1
+        self.sent_results[node_id] = self.results_counter
+        self.outbox.append((node_id, Assignments(node_id, session, tuple(tasks), secrets, configs,
+                                                 self.results_counter)))
 
     def take_outbox(self) -> list[tuple[str, object]]:
         out, self.outbox = self.outbox, []

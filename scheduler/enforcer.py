@@ -15,6 +15,7 @@ from scheduler.store import Event, PatchTask
 
 class ConstraintEnforcer(Component):
     name = "enforcer"
+    ticks_only_after_input = True    # (see Component; no clock-driven work)
 
     def __init__(self) -> None:
         self.dirty_nodes: set[str] = set()

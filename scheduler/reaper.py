@@ -36,6 +36,7 @@ def is_dead(task: Task, store) -> bool:
 
 class TaskReaper(Component):
     name = "reaper"
+    ticks_only_after_input = True    # (see Component; no clock-driven work)
 
     def __init__(self) -> None:
         self.dirty: set[str] = set()

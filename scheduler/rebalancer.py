@@ -24,6 +24,7 @@ from scheduler.store import BULK_ACTIONS, CreateTasks, Event
 
 class Rebalancer(Component):
     name = "rebalancer"
+    ticks_only_after_input = True    # (see Component; no clock-driven work)
 
     def __init__(self) -> None:
         self.dirty: set[str] = set()

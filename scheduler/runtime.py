@@ -36,6 +36,10 @@ class Runtime(Protocol):
 
     def poll(self, now_ticks: int) -> list[RuntimeEvent]: ...
 
+    # Optional: ``next_due_ticks``, a lower bound on the first tick at which
+    # poll() can return an event. An agent with nothing else to do skips the
+    # polls before it (Agent.skip_quiet_ticks); without it, every tick polls.
+
 
 class SimulatedRuntime:
     # Tests switch this off to compare with a full pass on every poll.
@@ -76,6 +80,7 @@ class SimulatedRuntime:
         if self.running.pop(task_id, None) is None:
             return False
         self.failures.append(RuntimeEvent(task_id, TaskState.FAILED, exit_code, "task: non-zero exit"))
+        self.next_due_ticks = -_NEVER   # due at once (a full poll recomputes the bound)
         return True
 
     def fail_next_starts(self, count: int) -> None:

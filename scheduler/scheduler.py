@@ -41,6 +41,7 @@ _slot_order = attrgetter("slot", "id")   # C-level sort key: (slot, id)
 
 class Scheduler(Component):
     name = "scheduler"
+    ticks_only_after_input = True    # (see Component; no clock-driven work)
 
     def __init__(self) -> None:
         self.infos: dict[str, NodeInfo] = {}

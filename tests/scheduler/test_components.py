@@ -78,7 +78,7 @@ def test_agent_walks_a_task_through_its_states_and_stops_it() -> None:
     assert isinstance(agent.tick(0)[0], Register)
     agent.receive(RegisterAck("n1", 7, 100), 0)
     task = Task("t", "s", 1, "n1", status=TaskStatus(TaskState.ASSIGNED))
-    agent.receive(Assignments("n1", 7, (task,)), 0)
+    agent.receive(Assignments("n1", 7, (task,), results_in=1), 0)
     seen = []
     for now in range(1, 10):
         for message in agent.tick(now):
@@ -86,10 +86,10 @@ def test_agent_walks_a_task_through_its_states_and_stops_it() -> None:
                 seen += [status.state for _, status in message.updates]
     assert seen == [TaskState.ACCEPTED, TaskState.PREPARING, TaskState.READY, TaskState.STARTING, TaskState.RUNNING]
     stopped = Task("t", "s", 1, "n1", desired_state=TaskState.SHUTDOWN, status=TaskStatus(TaskState.RUNNING))
-    agent.receive(Assignments("n1", 7, (stopped,)), 10)
+    agent.receive(Assignments("n1", 7, (stopped,), results_in=2), 10)
     report = agent.tick(11)[-1]
     assert report.updates[0][1].state == TaskState.SHUTDOWN and not runtime.running
-    agent.receive(Assignments("n1", 6, ()), 12)               # an older session: ignored
+    agent.receive(Assignments("n1", 6, (), results_in=3), 12)         # an older session: ignored
     assert "t" in agent.tasks
 
 

@@ -1,8 +1,11 @@
 """Components return at once from ticks with nothing marked dirty, the
 simulated runtime from polls before its next due start or exit, and an agent
 skips its pass over the tasks after an Assignments message that changed none
-of them. All are switches (Component.skip_idle_ticks,
-SimulatedRuntime.skip_idle_polls, Agent.skip_settled_passes): a
+of them, and its whole tick while nothing is due; the manager skips the
+input-driven components while nothing was fed to them. All are switches
+(Component.skip_idle_ticks, SimulatedRuntime.skip_idle_polls,
+Agent.skip_settled_passes, Agent.skip_quiet_ticks,
+Manager.skip_quiet_components): a
 random scenario must commit byte for byte the same log, and leave the same
 store and agents, with the shortcuts on as with the full pass on every tick."""
 from __future__ import annotations
@@ -19,6 +22,7 @@ from scheduler.cluster import LocalCluster
 from scheduler.component import Component
 from scheduler.config import ManagerConfig
 from scheduler.errors import SchedulerError
+from scheduler.manager import Manager
 from scheduler.model import (NodeAvailability, RestartPolicy, ServiceMode, ServiceSpec, TaskState, TaskTemplate)
 from scheduler.runtime import SimulatedRuntime
 
@@ -85,6 +89,8 @@ def full_pass_scenario(seed: int, monkeypatch: pytest.MonkeyPatch) -> tuple[str,
         patch.setattr(Component, "skip_idle_ticks", False)
         patch.setattr(SimulatedRuntime, "skip_idle_polls", False)
         patch.setattr(Agent, "skip_settled_passes", False)
+        patch.setattr(Agent, "skip_quiet_ticks", False)
+        patch.setattr(Manager, "skip_quiet_components", False)
         return scenario(seed)
 
 
@@ -124,3 +130,82 @@ def test_runtime_poll_shortcut_keeps_its_bound() -> None:
     assert runtime.poll(10) == [] and [e.task_id for e in runtime.poll(11)] == ["c"]
     assert runtime.fail_task("c", 137) is True
     assert [(e.task_id, e.exit_code) for e in runtime.poll(11)] == [("c", 137)]   # failures skip the bound
+
+
+class _InputDriven(Component):
+    """Counts its ticks; proposes one op when the test asks it to."""
+    name = "input-driven"
+    ticks_only_after_input = True
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self.propose_next: list = []
+
+    def tick(self, context) -> list:
+        self.ticks += 1
+        ops, self.propose_next = self.propose_next, []
+        return ops
+
+
+def _leader_with(component: Component) -> Manager:
+    manager = Manager("m1", CONFIG)
+    manager.become_leader(0, 0)
+    manager.components.append(component)
+    return manager
+
+
+def _commit(manager: Manager, data: bytes) -> None:
+    manager.apply(manager.store.applied_index + 1, data)
+
+
+def test_input_driven_components_are_ticked_again_after_each_input() -> None:
+    from scheduler.model import Secret
+    from scheduler.store import Create, Update
+
+    component = _InputDriven()
+    manager = _leader_with(component)
+    for data in manager.tick(1):                     # start (an input): bootstrap proposal
+        _commit(manager, data)                       # its events: an input
+    manager.tick(2)
+    ticks = component.ticks
+    manager.tick(3)
+    manager.tick(4)
+    assert component.ticks == ticks                  # nothing fed since: skipped
+    _commit(manager, manager.api.create_secret("s", b"x").data)   # events from a client
+    manager.tick(5)
+    assert component.ticks == ticks + 1
+    component.propose_next = [Create(Secret("id2", "s2"))]
+    _commit(manager, manager.api.create_secret("s3", b"x").data)
+    proposals = manager.tick(6)                      # proposes: busy until its result
+    assert proposals and component.ticks == ticks + 2
+    manager.tick(7)
+    assert component.ticks == ticks + 2
+    for data in proposals:
+        _commit(manager, data)                       # its result: an input
+    manager.tick(8)
+    assert component.ticks == ticks + 3
+    manager.tick(9)
+    assert component.ticks == ticks + 3
+    # A proposal that fails (a version conflict) yields no events: its result
+    # alone is the input.
+    component.propose_next = [Update(Secret("id2", "s2", b"y"), 99)]
+    _commit(manager, manager.api.create_secret("s4", b"x").data)
+    failing = manager.tick(10)
+    assert failing and component.ticks == ticks + 4
+    manager.tick(11)                                 # busy: not ticked
+    assert component.ticks == ticks + 4
+    for data in failing:
+        _commit(manager, data)
+    assert manager.stats["conflicts"] == 1
+    manager.tick(12)
+    assert component.ticks == ticks + 5
+
+
+def test_without_the_switch_every_component_ticks_every_tick(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Manager, "skip_quiet_components", False)
+    component = _InputDriven()
+    manager = _leader_with(component)
+    for now in range(1, 6):
+        manager.tick(now)
+    assert component.ticks == 5
