@@ -6,10 +6,14 @@ cimport cython
 
 @cython.final
 cdef class Network:
-    cdef public object default_link
+    cdef object _default_link
     cdef public dict links
     cdef public set blocked
-    cdef public object rng
+    cdef object _rng
+    cdef public object random
+    cdef public bint default_plain
+    cdef public long long default_delay_us_min
+    cdef public long long default_delay_span_us
     cdef public object packets_sent
     cdef public object packets_dropped
     cdef public object packets_duplicated

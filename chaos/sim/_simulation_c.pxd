@@ -3,9 +3,10 @@
 # extension type _SimulationCore and defines Simulation as a plain Python
 # subclass of it (OPEN_CLASSES: tests patch Simulation.__init__), so the event
 # loop, packet sends, tick grid and timeout sweeps read the simulation's state
-# from C slots.  The methods stay def methods (no C-level override checks on
-# a patchable class); they are called through the event heap and from the
-# hosts, which cannot cimport this module (it imports theirs).
+# from C slots.  Most methods stay def methods (called through the event heap
+# or from Python); _schedule and _send_packet are cpdef, called by the hosts.
+cimport cython
+
 from chaos.sim._network_c cimport Network
 
 cdef class _SimulationCore:
@@ -14,7 +15,7 @@ cdef class _SimulationCore:
     cdef public object app_factory
     cdef public object now_us
     cdef public list _heap
-    cdef public object _sequence
+    cdef public long long _sequence
     cdef public object events_run
     cdef public Network network
     cdef public dict hosts
@@ -37,3 +38,12 @@ cdef class _SimulationCore:
     cdef public object _sweep_first_us
     cdef public dict _open_packets
     cdef public object _open_packets_us
+
+    # C-level calls from the hosts (chaos/sim/_host_c.pxd types their sim);
+    # Simulation, the Python subclass, overrides neither (a cpdef call on it
+    # checks that through the type's cached dict version).
+    cpdef _schedule(self, delay_us, fn, a, b)
+    @cython.locals(network=Network, plain=bint, delay_us_min=cython.longlong, delay_span_us=cython.longlong,
+                   draw=cython.double, delay=cython.longlong, sequence=cython.longlong, open_packets=dict,
+                   packet=list)
+    cpdef _send_packet(self, src, dst, items)

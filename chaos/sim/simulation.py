@@ -11,16 +11,21 @@ from __future__ import annotations
 import hashlib
 import heapq
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, Union
 
 from consensus.read_only import ReadOnlyOption
 from consensus.types import ConfChange, ConfState, Message, StateRole
 
 from chaos.sim.app import Application, KVApp
 from chaos.sim.client import FAIL, TIMEOUT, ClientOp, ClientResult, DeferredCall
-from chaos.sim.host import ManagerHost, ProcessHost, SimProcess
+# Classes only (see chaos/sim/_host_c.pxd: the compiled host module may still
+# be initialising when the compiled copy of this one runs).
+from chaos.sim.host import ManagerHost, ProcessHost
 from chaos.sim.network import LinkConfig, Network
 from chaos.sim.rng import derive_rng
+
+if TYPE_CHECKING:
+    from chaos.sim.host import SimProcess
 
 Host = Union[ManagerHost, ProcessHost]
 
@@ -262,9 +267,17 @@ class Simulation:
         network = self.network
         route = (src, dst)
         links = network.links
-        link = links.get(route, network.default_link) if links else network.default_link
+        if links:
+            link = links.get(route, network.default_link)
+            plain = link.plain
+            delay_us_min = link.delay_us_min
+            delay_span_us = link.delay_span_us
+        else:  # the common case: the default link's knobs, copied on the network
+            plain = network.default_plain
+            delay_us_min = network.default_delay_us_min
+            delay_span_us = network.default_delay_span_us
         blocked = network.blocked
-        if not link.plain or (blocked and route in blocked):
+        if not plain or (blocked and route in blocked):
             for delay in network.delays_us(src, dst):
                 self._sequence += 1
                 _heappush(self._heap, (now + delay, self._sequence, self._deliver, route, items))
@@ -281,7 +294,9 @@ class Simulation:
             open_packets = self._open_packets = {}
         network.packets_sent += 1
         # random() scaled by hand: randint() costs several times more.
-        delay = link.delay_us_min + int(network.rng.random() * link.delay_span_us)
+        draw = network.random()
+        delay = int(draw * delay_span_us)  # C arithmetic when compiled (typed locals)
+        delay += delay_us_min
         packet = list(items)
         if delay:  # a zero-delay packet may arrive within this instant: nothing joins it
             open_packets[route] = packet
@@ -419,7 +434,7 @@ class Simulation:
         while heap and (heap[0][0] <= now or heap[0][2].done):
             _deadline, _op_id, op = heapq.heappop(heap)
             if not op.done:
-                op.complete(now, TIMEOUT, error="timed out: outcome unknown")
+                op.complete(now, TIMEOUT, None, error="timed out: outcome unknown")
                 self._trace_event("client", op.op_id, TIMEOUT)
         if heap:
             self._schedule_sweep(heap[0][0])
@@ -427,7 +442,7 @@ class Simulation:
     def _client_target(self, op: ClientOp) -> Optional[ManagerHost]:
         host = self.managers.get(op.node)
         if host is None or not host.alive:
-            op.complete(self.now_us, FAIL, error=f"node {op.node} is down")
+            op.complete(self.now_us, FAIL, None, error=f"node {op.node} is down")
             return None
         return host
 
