@@ -47,3 +47,16 @@ cdef class _SimulationCore:
                    draw=cython.double, delay=cython.longlong, sequence=cython.longlong, open_packets=dict,
                    packet=list)
     cpdef _send_packet(self, src, dst, items)
+
+
+cdef bint _COMPILED
+
+cpdef _push_event(list heap, tuple entry)
+cpdef tuple _pop_event(list heap)
+@cython.locals(time_us=cython.longlong, sequence=cython.longlong, position=Py_ssize_t,
+               parent_position=Py_ssize_t, parent=tuple, parent_time_us=cython.longlong)
+cpdef _sift_push(list heap, tuple entry)
+@cython.locals(last=tuple, size=Py_ssize_t, top=tuple, time_us=cython.longlong, sequence=cython.longlong,
+               position=Py_ssize_t, child_position=Py_ssize_t, right_position=Py_ssize_t, child=tuple,
+               right=tuple, child_time_us=cython.longlong, right_time_us=cython.longlong)
+cpdef tuple _sift_pop(list heap)

@@ -150,7 +150,7 @@ class Simulation:
     # ---------------------------------------------------------- event loop
     def _schedule(self, delay_us: int, fn: Callable[[Any, Any], None], a: Any, b: Any) -> None:
         self._sequence += 1
-        heapq.heappush(self._heap, (self.now_us + delay_us, self._sequence, fn, a, b))
+        _push_event(self._heap, (self.now_us + delay_us, self._sequence, fn, a, b))
 
     def _join_ticks(self, host: Host) -> None:
         interval = host.tick_interval_us
@@ -195,7 +195,7 @@ class Simulation:
         """Run one event; False when nothing is left to do."""
         if not self._heap:
             return False
-        time_us, _sequence, fn, a, b = heapq.heappop(self._heap)
+        time_us, _sequence, fn, a, b = _pop_event(self._heap)
         self.now_us = time_us
         self.events_run += 1
         fn(a, b)
@@ -212,14 +212,13 @@ class Simulation:
         # after the loop; events themselves do not read it.
         heap = self._heap
         limit = self.config.events_max
-        pop = heapq.heappop
         step_observers = self._step_observers  # mutated in place by add_observer
         events_run = self.events_run
         try:
             while heap and heap[0][0] <= end_us:
                 if events_run >= limit:
                     raise RuntimeError(f"event budget of {limit} exhausted at {self.now_us} us")
-                time_us, _sequence, fn, a, b = pop(heap)
+                time_us, _sequence, fn, a, b = _pop_event(heap)
                 self.now_us = time_us
                 events_run += 1
                 if step_observers:
@@ -280,7 +279,7 @@ class Simulation:
         if not plain or (blocked and route in blocked):
             for delay in network.delays_us(src, dst):
                 self._sequence += 1
-                _heappush(self._heap, (now + delay, self._sequence, self._deliver, route, items))
+                _push_event(self._heap, (now + delay, self._sequence, self._deliver, route, items))
             return
         open_packets = self._open_packets
         if self._open_packets_us == now:
@@ -305,9 +304,9 @@ class Simulation:
         if host is not None:
             # Straight to the receiving host (hosts are never removed, so
             # looking it up now or at delivery is the same).
-            _heappush(self._heap, (now + delay, sequence, host.receive, src, packet))
+            _push_event(self._heap, (now + delay, sequence, host.receive, src, packet))
         else:
-            _heappush(self._heap, (now + delay, sequence, self._deliver, route, packet))
+            _push_event(self._heap, (now + delay, sequence, self._deliver, route, packet))
 
     def _trace_send(self, now: int, src: int, dst: int, items: Sequence[Any]) -> None:
         # Each Message described by its type, term, index, entry count, commit and reject.
@@ -537,7 +536,77 @@ class Simulation:
         return [repr(event) for event in self.trace]
 
 
-_heappush = heapq.heappush
+# True in the compiled copy of this module (chaos.sim._simulation_c, built by
+# consensus/_build_core_c.py).
+_COMPILED = __name__.endswith("_c")
+
+
+# The event heap: entries (time_us, sequence, fn, a, b) ordered by their
+# first two items, which no two entries share (sequence numbers are unique),
+# so every correct binary heap pops them in the same order as heapq.  The pure
+# twin uses heapq itself (C); the compiled copy sifts with the two keys as C
+# integers (chaos/sim/_simulation_c.pxd), skipping heapq's generic tuple
+# comparisons (about a seventh of the simulator's own work per event).
+def _push_event(heap: list, entry: tuple) -> None:
+    if _COMPILED:
+        _sift_push(heap, entry)
+    else:
+        heapq.heappush(heap, entry)
+
+
+def _pop_event(heap: list) -> tuple:
+    if _COMPILED:
+        return _sift_pop(heap)
+    return heapq.heappop(heap)
+
+
+def _sift_push(heap: list, entry: tuple) -> None:
+    """heapq.heappush for event entries (compares only (time_us, sequence))."""
+    time_us = entry[0]
+    sequence = entry[1]
+    position = len(heap)
+    heap.append(entry)
+    while position > 0:
+        parent_position = (position - 1) >> 1
+        parent = heap[parent_position]
+        parent_time_us = parent[0]
+        if parent_time_us < time_us or (parent_time_us == time_us and parent[1] < sequence):
+            break
+        heap[position] = parent
+        position = parent_position
+    heap[position] = entry
+
+
+def _sift_pop(heap: list) -> tuple:
+    """heapq.heappop for event entries: the last entry moves to the root and
+    sinks below every smaller child."""
+    last = heap.pop()  # IndexError on an empty heap, as heapq
+    size = len(heap)
+    if size == 0:
+        return last
+    top = heap[0]
+    time_us = last[0]
+    sequence = last[1]
+    position = 0
+    child_position = 1
+    while child_position < size:
+        child = heap[child_position]
+        child_time_us = child[0]
+        right_position = child_position + 1
+        if right_position < size:
+            right = heap[right_position]
+            right_time_us = right[0]
+            if right_time_us < child_time_us or (right_time_us == child_time_us and right[1] < child[1]):
+                child = right
+                child_time_us = right_time_us
+                child_position = right_position
+        if time_us < child_time_us or (time_us == child_time_us and sequence < child[1]):
+            break
+        heap[position] = child
+        position = child_position
+        child_position = 2 * position + 1
+    heap[position] = last
+    return top
 
 
 def _call(callback: Callable[[], None], _unused: Any) -> None:
