@@ -63,7 +63,7 @@ cdef class ManagerHost(_PausableHost):
     @cython.locals(raft=RaftNode, rd=Ready, soft_state=SoftState, latency=object)
     cpdef drain(self)
     cpdef _on_fsync(self, incarnation, Ready rd)
-    @cython.locals(message=Message, items=list, by_destination=dict)
+    @cython.locals(message=Message, first=Message, second=Message, count=Py_ssize_t, items=list, by_destination=dict)
     cpdef _send_messages(self, messages)
     @cython.locals(raft=RaftNode, entry=Entry, pending=dict, op=ClientOp)
     cpdef _finish(self, Ready rd)

@@ -19,6 +19,7 @@ cdef class _SimulationCore:
     cdef public object events_run
     cdef public Network network
     cdef public dict hosts
+    cdef public dict _receivers
     cdef public dict managers
     cdef public dict processes
     cdef public list trace

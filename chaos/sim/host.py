@@ -328,9 +328,17 @@ class ManagerHost(_PausableHost):
         # items may be the Ready's own tuple (never mutated; a one-message
         # Ready is the common case).
         sim = self.sim
-        if len(messages) == 1:
+        count = len(messages)
+        if count == 1:
             sim._send_packet(self.node_id, messages[0].to, messages)
             return
+        if count == 2:  # a leader's pair of appends or heartbeats (three managers): no grouping dict
+            first = messages[0]
+            second = messages[1]
+            if first.to != second.to:
+                sim._send_packet(self.node_id, first.to, [first])
+                sim._send_packet(self.node_id, second.to, [second])
+                return
         by_destination: dict[int, list[Any]] = {}
         for message in messages:
             items = by_destination.get(message.to)

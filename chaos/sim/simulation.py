@@ -72,6 +72,9 @@ class Simulation:
         # The network's link table and cut set, read on every packet: the
         # Network only ever mutates them in place (set/clear, add/clear).
         self.hosts: dict[int, Host] = {}
+        # address -> that host's bound receive method, the plain-link packet's
+        # event (hosts are never removed; one bound method per host, not per packet)
+        self._receivers: dict[int, Callable[[int, Sequence[Any]], None]] = {}
         self.managers: dict[int, ManagerHost] = {}
         self.processes: dict[int, ProcessHost] = {}
         self.trace: list[tuple] = []
@@ -111,6 +114,7 @@ class Simulation:
         conf = ConfState(voters, tuple(sorted(initial_learners))) if voters else None
         host = ManagerHost(self, node_id, conf)
         self.hosts[node_id] = host
+        self._receivers[node_id] = host.receive
         self.managers[node_id] = host
         return host
 
@@ -130,6 +134,7 @@ class Simulation:
             raise ValueError(f"address {address} must be positive and unused")
         host = ProcessHost(self, address, factory)
         self.hosts[address] = host
+        self._receivers[address] = host.receive
         self.processes[address] = host
         if start:
             host.start()
@@ -300,11 +305,11 @@ class Simulation:
         if delay:  # a zero-delay packet may arrive within this instant: nothing joins it
             open_packets[route] = packet
         self._sequence = sequence = self._sequence + 1
-        host = self.hosts.get(dst)
-        if host is not None:
+        receive = self._receivers.get(dst)
+        if receive is not None:
             # Straight to the receiving host (hosts are never removed, so
             # looking it up now or at delivery is the same).
-            _push_event(self._heap, (now + delay, sequence, host.receive, src, packet))
+            _push_event(self._heap, (now + delay, sequence, receive, src, packet))
         else:
             _push_event(self._heap, (now + delay, sequence, self._deliver, route, packet))
 
