@@ -14,9 +14,10 @@ cdef class Network:
     cdef public bint default_plain
     cdef public long long default_delay_us_min
     cdef public long long default_delay_span_us
-    cdef public object packets_sent
-    cdef public object packets_dropped
-    cdef public object packets_duplicated
-    cdef public object packets_coalesced
+    # Counted on every send: C integers (Python reads get ints).
+    cdef public long long packets_sent
+    cdef public long long packets_dropped
+    cdef public long long packets_duplicated
+    cdef public long long packets_coalesced
 
     cpdef list delays_us(self, src, dst)

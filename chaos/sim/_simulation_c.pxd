@@ -44,6 +44,9 @@ cdef class _SimulationCore:
     # Simulation, the Python subclass, overrides neither (a cpdef call on it
     # checks that through the type's cached dict version).
     cpdef _schedule(self, delay_us, fn, a, b)
+    # cpdef only for its typed locals (the event count is a C integer in the loop).
+    @cython.locals(events_run=cython.longlong, limit=cython.longlong, heap=list, step_observers=list)
+    cpdef run_until_time(self, end_us)
     @cython.locals(network=Network, plain=bint, delay_us_min=cython.longlong, delay_span_us=cython.longlong,
                    draw=cython.double, delay=cython.longlong, sequence=cython.longlong, open_packets=dict,
                    packet=list)
