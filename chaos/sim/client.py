@@ -80,6 +80,8 @@ class ClientOp:
     def done(self) -> bool:
         return self.result is not None
 
+    # A C-level call in the compiled simulator (cpdef, chaos/sim/_client_c.pxd),
+    # which cannot skip an optional positional: callers pass value before error.
     def complete(self, now_us: int, status: str, value: Any = None, error: Optional[str] = None, index: int = 0) -> None:
         if self.result is not None:
             return
