@@ -4,6 +4,18 @@
 cimport cython
 
 @cython.final
+cdef class ClientResult:
+    cdef readonly object op_id
+    cdef readonly object kind
+    cdef readonly object status
+    cdef readonly object value
+    cdef readonly object error
+    cdef readonly object node
+    cdef readonly object index
+    cdef readonly object invoke_us
+    cdef readonly object complete_us
+
+@cython.final
 cdef class ClientOp:
     cdef public object op_id
     cdef public object kind
@@ -14,8 +26,7 @@ cdef class ClientOp:
     cdef public object deadline_us
     cdef public object result
 
-    # complete() stays a Python method: it is called with keywords that skip
-    # optional positionals, which a C-level call cannot do.
+    cpdef complete(self, now_us, status, value=*, error=*, index=*)
 
 @cython.final
 cdef class DeferredCall:

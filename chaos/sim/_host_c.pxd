@@ -9,9 +9,16 @@ from consensus._raft_c cimport RaftNode
 from consensus._types_c cimport Entry, Message, Ready, SoftState
 from chaos.sim._client_c cimport ClientOp
 from chaos.sim._disk_c cimport SimDisk
+# The simulation's C slots (now_us, network, observers) are read and its
+# _send_packet/_schedule called at C level on every packet, Ready and fsync.
+# Import order: chaos.sim._select_c imports _host_c first; its type import
+# loads _simulation_c, whose module body imports only the host CLASSES from
+# the half-initialised _host_c (extension types exist before a module's body
+# runs; simulation.py imports SimProcess only for type checking).
+from chaos.sim._simulation_c cimport _SimulationCore
 
 cdef class _PausableHost:
-    cdef public object sim
+    cdef public _SimulationCore sim
     cdef public object node_id
     cdef public object alive
     cdef public object paused
@@ -56,7 +63,7 @@ cdef class ManagerHost(_PausableHost):
     @cython.locals(raft=RaftNode, rd=Ready, soft_state=SoftState, latency=object)
     cpdef drain(self)
     cpdef _on_fsync(self, incarnation, Ready rd)
-    @cython.locals(message=Message, items=list, by_destination=dict)
+    @cython.locals(message=Message, first=Message, second=Message, count=Py_ssize_t, items=list, by_destination=dict)
     cpdef _send_messages(self, messages)
     @cython.locals(raft=RaftNode, entry=Entry, pending=dict, op=ClientOp)
     cpdef _finish(self, Ready rd)

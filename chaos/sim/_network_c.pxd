@@ -6,13 +6,18 @@ cimport cython
 
 @cython.final
 cdef class Network:
-    cdef public object default_link
+    cdef object _default_link
     cdef public dict links
     cdef public set blocked
-    cdef public object rng
-    cdef public object packets_sent
-    cdef public object packets_dropped
-    cdef public object packets_duplicated
-    cdef public object packets_coalesced
+    cdef object _rng
+    cdef public object random
+    cdef public bint default_plain
+    cdef public long long default_delay_us_min
+    cdef public long long default_delay_span_us
+    # Counted on every send: C integers (Python reads get ints).
+    cdef public long long packets_sent
+    cdef public long long packets_dropped
+    cdef public long long packets_duplicated
+    cdef public long long packets_coalesced
 
     cpdef list delays_us(self, src, dst)

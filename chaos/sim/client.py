@@ -14,8 +14,12 @@ OK = "ok"
 FAIL = "fail"
 TIMEOUT = "timeout"
 
+# True in the compiled copy of this module (chaos.sim._client_c, built by
+# consensus/_build_core_c.py), whose ClientResult has C slots.
+_COMPILED = __name__.endswith("_c")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class ClientResult:
     op_id: int
     kind: str  # "propose" | "read" | "conf_change"
@@ -26,6 +30,34 @@ class ClientResult:
     index: int = 0
     invoke_us: int = 0
     complete_us: int = 0
+
+    # Hand-written __init__ (as consensus.types.Message): the frozen
+    # dataclass's nine object.__setattr__ calls cost ~14k instructions a
+    # result in the chaos bench.  Still frozen: assignment raises
+    # FrozenInstanceError (pure) or AttributeError (compiled, read-only slots).
+    def __init__(self, op_id: int, kind: str, status: str, value: Any = None, error: Optional[str] = None,
+                 node: int = 0, index: int = 0, invoke_us: int = 0, complete_us: int = 0) -> None:
+        if _COMPILED:
+            self.op_id = op_id
+            self.kind = kind
+            self.status = status
+            self.value = value
+            self.error = error
+            self.node = node
+            self.index = index
+            self.invoke_us = invoke_us
+            self.complete_us = complete_us
+            return
+        d = self.__dict__
+        d["op_id"] = op_id
+        d["kind"] = kind
+        d["status"] = status
+        d["value"] = value
+        d["error"] = error
+        d["node"] = node
+        d["index"] = index
+        d["invoke_us"] = invoke_us
+        d["complete_us"] = complete_us
 
 
 class ClientOp:
@@ -48,6 +80,8 @@ class ClientOp:
     def done(self) -> bool:
         return self.result is not None
 
+    # A C-level call in the compiled simulator (cpdef, chaos/sim/_client_c.pxd),
+    # which cannot skip an optional positional: callers pass value before error.
     def complete(self, now_us: int, status: str, value: Any = None, error: Optional[str] = None, index: int = 0) -> None:
         if self.result is not None:
             return

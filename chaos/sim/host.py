@@ -255,10 +255,10 @@ class ManagerHost(_PausableHost):
             else:
                 index = raft.propose(data)
         except NotLeader as error:
-            op.complete(self.sim.now_us, FAIL, error=f"not leader (hint {error.leader_hint})")
+            op.complete(self.sim.now_us, FAIL, None, error=f"not leader (hint {error.leader_hint})")
             return
         except (RaftError, ConfChangeError) as error:
-            op.complete(self.sim.now_us, FAIL, error=str(error))
+            op.complete(self.sim.now_us, FAIL, None, error=str(error))
             return
         self.pending_proposals[index] = (raft.term, op)
         self.drain()
@@ -270,7 +270,7 @@ class ManagerHost(_PausableHost):
         try:
             raft.read_index(context)
         except NotLeader as error:
-            op.complete(self.sim.now_us, FAIL, error=f"not leader (hint {error.leader_hint})")
+            op.complete(self.sim.now_us, FAIL, None, error=f"not leader (hint {error.leader_hint})")
             return
         self.pending_reads[context] = (op, query)
         self.drain()
@@ -327,10 +327,18 @@ class ManagerHost(_PausableHost):
         # One packet per destination, in first-appearance order.  A packet's
         # items may be the Ready's own tuple (never mutated; a one-message
         # Ready is the common case).
-        send = self.sim._send_packet
-        if len(messages) == 1:
-            send(self.node_id, messages[0].to, messages)
+        sim = self.sim
+        count = len(messages)
+        if count == 1:
+            sim._send_packet(self.node_id, messages[0].to, messages)
             return
+        if count == 2:  # a leader's pair of appends or heartbeats (three managers): no grouping dict
+            first = messages[0]
+            second = messages[1]
+            if first.to != second.to:
+                sim._send_packet(self.node_id, first.to, [first])
+                sim._send_packet(self.node_id, second.to, [second])
+                return
         by_destination: dict[int, list[Any]] = {}
         for message in messages:
             items = by_destination.get(message.to)
@@ -339,7 +347,7 @@ class ManagerHost(_PausableHost):
             else:
                 items.append(message)
         for dst, items in by_destination.items():
-            send(self.node_id, dst, items)
+            sim._send_packet(self.node_id, dst, items)
 
     def _finish(self, rd: Ready) -> None:
         raft = self.raft
@@ -373,9 +381,9 @@ class ManagerHost(_PausableHost):
                     if waiting is not None:
                         term, op = waiting
                         if term == entry.term:
-                            op.complete(now, OK, result, index=entry.index)
+                            op.complete(now, OK, result, None, entry.index)
                         else:
-                            op.complete(now, FAIL, error=f"entry {entry.index} was replaced by term {entry.term}")
+                            op.complete(now, FAIL, None, error=f"entry {entry.index} was replaced by term {entry.term}")
             self.applied_entries += len(committed)
             if sim._apply_observers:
                 for observer in sim._apply_observers:
@@ -399,7 +407,7 @@ class ManagerHost(_PausableHost):
                 entry = self.pending_reads.pop(context, None)
                 if entry is not None:
                     op, query = entry
-                    op.complete(self.sim.now_us, OK, self.app.read(query), index=index)
+                    op.complete(self.sim.now_us, OK, self.app.read(query), None, index)
             else:
                 still.append((index, context))
         self.waiting_reads = still

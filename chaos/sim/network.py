@@ -52,8 +52,9 @@ class LinkConfig:
 class Network:
     """Link table and partition state; the Simulation asks it for delays."""
 
-    __slots__ = ("default_link", "links", "blocked", "rng", "packets_sent", "packets_dropped",
-                 "packets_duplicated", "packets_coalesced")
+    __slots__ = ("_default_link", "links", "blocked", "_rng", "random", "default_plain", "default_delay_us_min",
+                 "default_delay_span_us", "packets_sent", "packets_dropped", "packets_duplicated",
+                 "packets_coalesced")
 
     def __init__(self, rng: random.Random, default_link: Optional[LinkConfig] = None) -> None:
         self.default_link = default_link or LinkConfig()
@@ -66,6 +67,30 @@ class Network:
         # Sends that joined a packet already in flight (same instant, same
         # plain link; see Simulation._send_packet) instead of making a new one.
         self.packets_coalesced = 0
+
+    # The simulator draws a packet's delay on every send (Simulation._send_packet):
+    # with no per-link settings it reads the default link's knobs and the
+    # generator's bound random() from these copies (C fields in the compiled
+    # network), kept in step by the two setters.
+    @property
+    def default_link(self) -> LinkConfig:
+        return self._default_link
+
+    @default_link.setter
+    def default_link(self, link: LinkConfig) -> None:
+        self._default_link = link
+        self.default_plain = link.plain
+        self.default_delay_us_min = link.delay_us_min
+        self.default_delay_span_us = link.delay_span_us
+
+    @property
+    def rng(self) -> random.Random:
+        return self._rng
+
+    @rng.setter
+    def rng(self, rng: random.Random) -> None:
+        self._rng = rng
+        self.random = rng.random
 
     # -- configuration -------------------------------------------------------
     def set_link(self, src: Address, dst: Address, link: LinkConfig, both_ways: bool = True) -> None:

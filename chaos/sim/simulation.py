@@ -11,16 +11,21 @@ from __future__ import annotations
 import hashlib
 import heapq
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, Union
 
 from consensus.read_only import ReadOnlyOption
 from consensus.types import ConfChange, ConfState, Message, StateRole
 
 from chaos.sim.app import Application, KVApp
 from chaos.sim.client import FAIL, TIMEOUT, ClientOp, ClientResult, DeferredCall
-from chaos.sim.host import ManagerHost, ProcessHost, SimProcess
+# Classes only (see chaos/sim/_host_c.pxd: the compiled host module may still
+# be initialising when the compiled copy of this one runs).
+from chaos.sim.host import ManagerHost, ProcessHost
 from chaos.sim.network import LinkConfig, Network
 from chaos.sim.rng import derive_rng
+
+if TYPE_CHECKING:
+    from chaos.sim.host import SimProcess
 
 Host = Union[ManagerHost, ProcessHost]
 
@@ -67,6 +72,9 @@ class Simulation:
         # The network's link table and cut set, read on every packet: the
         # Network only ever mutates them in place (set/clear, add/clear).
         self.hosts: dict[int, Host] = {}
+        # address -> that host's bound receive method, the plain-link packet's
+        # event (hosts are never removed; one bound method per host, not per packet)
+        self._receivers: dict[int, Callable[[int, Sequence[Any]], None]] = {}
         self.managers: dict[int, ManagerHost] = {}
         self.processes: dict[int, ProcessHost] = {}
         self.trace: list[tuple] = []
@@ -106,6 +114,7 @@ class Simulation:
         conf = ConfState(voters, tuple(sorted(initial_learners))) if voters else None
         host = ManagerHost(self, node_id, conf)
         self.hosts[node_id] = host
+        self._receivers[node_id] = host.receive
         self.managers[node_id] = host
         return host
 
@@ -125,6 +134,7 @@ class Simulation:
             raise ValueError(f"address {address} must be positive and unused")
         host = ProcessHost(self, address, factory)
         self.hosts[address] = host
+        self._receivers[address] = host.receive
         self.processes[address] = host
         if start:
             host.start()
@@ -145,7 +155,7 @@ class Simulation:
     # ---------------------------------------------------------- event loop
     def _schedule(self, delay_us: int, fn: Callable[[Any, Any], None], a: Any, b: Any) -> None:
         self._sequence += 1
-        heapq.heappush(self._heap, (self.now_us + delay_us, self._sequence, fn, a, b))
+        _push_event(self._heap, (self.now_us + delay_us, self._sequence, fn, a, b))
 
     def _join_ticks(self, host: Host) -> None:
         interval = host.tick_interval_us
@@ -190,7 +200,7 @@ class Simulation:
         """Run one event; False when nothing is left to do."""
         if not self._heap:
             return False
-        time_us, _sequence, fn, a, b = heapq.heappop(self._heap)
+        time_us, _sequence, fn, a, b = _pop_event(self._heap)
         self.now_us = time_us
         self.events_run += 1
         fn(a, b)
@@ -207,14 +217,13 @@ class Simulation:
         # after the loop; events themselves do not read it.
         heap = self._heap
         limit = self.config.events_max
-        pop = heapq.heappop
         step_observers = self._step_observers  # mutated in place by add_observer
         events_run = self.events_run
         try:
             while heap and heap[0][0] <= end_us:
                 if events_run >= limit:
                     raise RuntimeError(f"event budget of {limit} exhausted at {self.now_us} us")
-                time_us, _sequence, fn, a, b = pop(heap)
+                time_us, _sequence, fn, a, b = _pop_event(heap)
                 self.now_us = time_us
                 events_run += 1
                 if step_observers:
@@ -262,12 +271,20 @@ class Simulation:
         network = self.network
         route = (src, dst)
         links = network.links
-        link = links.get(route, network.default_link) if links else network.default_link
+        if links:
+            link = links.get(route, network.default_link)
+            plain = link.plain
+            delay_us_min = link.delay_us_min
+            delay_span_us = link.delay_span_us
+        else:  # the common case: the default link's knobs, copied on the network
+            plain = network.default_plain
+            delay_us_min = network.default_delay_us_min
+            delay_span_us = network.default_delay_span_us
         blocked = network.blocked
-        if not link.plain or (blocked and route in blocked):
+        if not plain or (blocked and route in blocked):
             for delay in network.delays_us(src, dst):
                 self._sequence += 1
-                _heappush(self._heap, (now + delay, self._sequence, self._deliver, route, items))
+                _push_event(self._heap, (now + delay, self._sequence, self._deliver, route, items))
             return
         open_packets = self._open_packets
         if self._open_packets_us == now:
@@ -281,18 +298,20 @@ class Simulation:
             open_packets = self._open_packets = {}
         network.packets_sent += 1
         # random() scaled by hand: randint() costs several times more.
-        delay = link.delay_us_min + int(network.rng.random() * link.delay_span_us)
+        draw = network.random()
+        delay = int(draw * delay_span_us)  # C arithmetic when compiled (typed locals)
+        delay += delay_us_min
         packet = list(items)
         if delay:  # a zero-delay packet may arrive within this instant: nothing joins it
             open_packets[route] = packet
         self._sequence = sequence = self._sequence + 1
-        host = self.hosts.get(dst)
-        if host is not None:
+        receive = self._receivers.get(dst)
+        if receive is not None:
             # Straight to the receiving host (hosts are never removed, so
             # looking it up now or at delivery is the same).
-            _heappush(self._heap, (now + delay, sequence, host.receive, src, packet))
+            _push_event(self._heap, (now + delay, sequence, receive, src, packet))
         else:
-            _heappush(self._heap, (now + delay, sequence, self._deliver, route, packet))
+            _push_event(self._heap, (now + delay, sequence, self._deliver, route, packet))
 
     def _trace_send(self, now: int, src: int, dst: int, items: Sequence[Any]) -> None:
         # Each Message described by its type, term, index, entry count, commit and reject.
@@ -419,7 +438,7 @@ class Simulation:
         while heap and (heap[0][0] <= now or heap[0][2].done):
             _deadline, _op_id, op = heapq.heappop(heap)
             if not op.done:
-                op.complete(now, TIMEOUT, error="timed out: outcome unknown")
+                op.complete(now, TIMEOUT, None, error="timed out: outcome unknown")
                 self._trace_event("client", op.op_id, TIMEOUT)
         if heap:
             self._schedule_sweep(heap[0][0])
@@ -427,7 +446,7 @@ class Simulation:
     def _client_target(self, op: ClientOp) -> Optional[ManagerHost]:
         host = self.managers.get(op.node)
         if host is None or not host.alive:
-            op.complete(self.now_us, FAIL, error=f"node {op.node} is down")
+            op.complete(self.now_us, FAIL, None, error=f"node {op.node} is down")
             return None
         return host
 
@@ -522,7 +541,78 @@ class Simulation:
         return [repr(event) for event in self.trace]
 
 
-_heappush = heapq.heappush
+# True in the compiled copy of this module (chaos.sim._simulation_c, built by
+# consensus/_build_core_c.py).
+_COMPILED = __name__.endswith("_c")
+
+
+# The event heap: entries (time_us, sequence, fn, a, b) ordered by their
+# first two items, which no two entries share (sequence numbers are unique),
+# so every correct binary heap pops them in the same order as heapq.  The pure
+# twin uses heapq itself (C); the compiled copy sifts with the two keys as C
+# integers (chaos/sim/_simulation_c.pxd), skipping heapq's generic tuple
+# comparisons (chaos bench, callgrind: heapq ~0.26M instructions per simulated
+# second, these sift loops ~0.1M).
+def _push_event(heap: list, entry: tuple) -> None:
+    if _COMPILED:
+        _sift_push(heap, entry)
+    else:
+        heapq.heappush(heap, entry)
+
+
+def _pop_event(heap: list) -> tuple:
+    if _COMPILED:
+        return _sift_pop(heap)
+    return heapq.heappop(heap)
+
+
+def _sift_push(heap: list, entry: tuple) -> None:
+    """heapq.heappush for event entries (compares only (time_us, sequence))."""
+    time_us = entry[0]
+    sequence = entry[1]
+    position = len(heap)
+    heap.append(entry)
+    while position > 0:
+        parent_position = (position - 1) >> 1
+        parent = heap[parent_position]
+        parent_time_us = parent[0]
+        if parent_time_us < time_us or (parent_time_us == time_us and parent[1] < sequence):
+            break
+        heap[position] = parent
+        position = parent_position
+    heap[position] = entry
+
+
+def _sift_pop(heap: list) -> tuple:
+    """heapq.heappop for event entries: the last entry moves to the root and
+    sinks below every smaller child."""
+    last = heap.pop()  # IndexError on an empty heap, as heapq
+    size = len(heap)
+    if size == 0:
+        return last
+    top = heap[0]
+    time_us = last[0]
+    sequence = last[1]
+    position = 0
+    child_position = 1
+    while child_position < size:
+        child = heap[child_position]
+        child_time_us = child[0]
+        right_position = child_position + 1
+        if right_position < size:
+            right = heap[right_position]
+            right_time_us = right[0]
+            if right_time_us < child_time_us or (right_time_us == child_time_us and right[1] < child[1]):
+                child = right
+                child_time_us = right_time_us
+                child_position = right_position
+        if time_us < child_time_us or (time_us == child_time_us and sequence < child[1]):
+            break
+        heap[position] = child
+        position = child_position
+        child_position = 2 * position + 1
+    heap[position] = last
+    return top
 
 
 def _call(callback: Callable[[], None], _unused: Any) -> None:

@@ -14,6 +14,7 @@ from chaos.sim import (
     SECOND_US,
     TIMEOUT,
     BaseApplication,
+    ClientResult,
     KVApp,
     LinkConfig,
     SimConfig,
@@ -297,3 +298,16 @@ def test_force_new_cluster_recovers_a_lost_quorum_in_the_simulator() -> None:
     sim.run_for(SECOND_US)
     assert after.result.status == OK
     assert host.raft.voters == {survivor} and host.app.data["k"] == "after"
+
+
+def test_client_results_are_frozen_values() -> None:
+    # A hand-written __init__ (C slots when compiled) keeps the dataclass's
+    # value semantics: equality, repr and no assignment.
+    result = ClientResult(3, "propose", OK, [True, 1, 1], None, 2, 7, 100, 250)
+    assert result == ClientResult(3, "propose", OK, [True, 1, 1], None, 2, 7, 100, 250)
+    assert result != ClientResult(3, "propose", FAIL, error="not leader")
+    assert repr(ClientResult(1, "read", TIMEOUT)) == (
+        "ClientResult(op_id=1, kind='read', status='timeout', value=None, error=None, node=0, index=0, "
+        "invoke_us=0, complete_us=0)")
+    with pytest.raises(AttributeError):
+        result.status = FAIL  # type: ignore[misc]

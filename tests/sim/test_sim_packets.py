@@ -157,3 +157,28 @@ def test_raft_cluster_coalesces_and_stays_deterministic() -> None:
     assert first.trace_digest() == again.trace_digest()
     assert first.network.packets_coalesced > 0
     assert first.managers[1].raft.log.committed >= 30
+
+
+def test_network_keeps_the_default_link_and_generator_copies_in_step() -> None:
+    # _send_packet reads the default link's knobs and rng.random from copies
+    # on the Network (C fields when compiled); the setters keep them current.
+    network = Network(random.Random(1))
+    assert network.default_plain and network.default_delay_us_min == 500 and network.default_delay_span_us == 1_501
+    network.default_link = LinkConfig(delay_us_min=7_000, delay_us_max=7_009)
+    assert (network.default_plain, network.default_delay_us_min, network.default_delay_span_us) == (True, 7_000, 10)
+    network.default_link = LinkConfig(loss=0.5)
+    assert not network.default_plain and network.default_link == LinkConfig(loss=0.5)
+    network.rng = random.Random(9)
+    assert network.random() == random.Random(9).random()
+
+
+def test_a_new_default_link_applies_to_the_next_packet() -> None:
+    sim = two_processes(LinkConfig(delay_us_min=1_000, delay_us_max=1_000))
+    sim.hosts[SENDER].send(RECEIVER, "before")
+    sim.run_for(10 * MILLISECOND_US)
+    sim.set_default_link(LinkConfig(delay_us_min=5_000, delay_us_max=5_000))
+    sent_us = sim.now_us
+    sim.hosts[SENDER].send(RECEIVER, "after")
+    sim.run_for(10 * MILLISECOND_US)
+    assert [(time_us, payload) for time_us, _src, payload in Recorder.received[RECEIVER]] == [
+        (1_000, "before"), (sent_us + 5_000, "after")]
