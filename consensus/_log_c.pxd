@@ -6,6 +6,7 @@
 cimport cython
 
 from consensus._storage_c cimport MemoryStorage, limit_size
+from consensus._types_c cimport Entry
 
 @cython.final
 cdef class RaftLog:
@@ -24,7 +25,7 @@ cdef class RaftLog:
     cpdef last_index(self)
     @cython.locals(memory=MemoryStorage)
     cpdef persisted_last_index(self)
-    @cython.locals(memory=MemoryStorage)
+    @cython.locals(memory=MemoryStorage, entry=Entry)
     cpdef term(self, index)
     cpdef term_or_zero(self, index)
     cpdef last_term(self)

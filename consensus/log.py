@@ -75,7 +75,8 @@ class RaftLog:
         if index >= offset:  # fast path: the unstable tail (the common case on a leader)
             position = index - offset
             if position < len(self.unstable_entries):
-                return self.unstable_entries[position].term
+                entry = self.unstable_entries[position]  # typed Entry in consensus/_log_c.pxd
+                return entry.term
         elif self.unstable_snapshot is None:
             # Second fast path: a stable index.  Storage answers whenever the
             # checks below would pass (same dummy, and index < offset <= last+1);

@@ -22,6 +22,8 @@ class ProgressState(enum.IntEnum):
 
 
 # Members as module constants (cheaper than Enum attribute lookups on hot paths).
+# ``state`` only ever holds one of them, so the methods test it by identity
+# (an IntEnum ``==`` that fails goes through int's rich comparison).
 _PROBE = ProgressState.PROBE
 _REPLICATE = ProgressState.REPLICATE
 _SNAPSHOT = ProgressState.SNAPSHOT
@@ -97,7 +99,7 @@ class Progress:
         self.inflights.reset()
 
     def become_probe(self) -> None:
-        if self.state == _SNAPSHOT:
+        if self.state is _SNAPSHOT:
             pending = self.pending_snapshot
             self._reset_state(_PROBE)
             self.next = max(self.match + 1, pending + 1)
@@ -114,11 +116,11 @@ class Progress:
         self.pending_snapshot = snapshot_index
 
     def sent_entries(self, entry_count: int, size_bytes: int) -> None:
-        if self.state == _REPLICATE:
+        if self.state is _REPLICATE:
             if entry_count:
                 self.next += entry_count
                 self.inflights.add(self.next - 1, size_bytes)
-        elif self.state == _PROBE:
+        elif self.state is _PROBE:
             # One probe at a time: wait for its answer or a heartbeat reply.
             self.msg_app_flow_paused = True
 
@@ -134,7 +136,7 @@ class Progress:
 
     def maybe_decr_to(self, rejected: int, match_hint: int) -> bool:
         """An append at ``rejected`` was refused; move next back (etcd MaybeDecrTo)."""
-        if self.state == _REPLICATE:
+        if self.state is _REPLICATE:
             if rejected <= self.match:
                 return False  # stale rejection
             self.next = self.match + 1
@@ -146,9 +148,9 @@ class Progress:
         return True
 
     def is_paused(self) -> bool:
-        if self.state == _PROBE:
+        if self.state is _PROBE:
             return self.msg_app_flow_paused
-        if self.state == _REPLICATE:
+        if self.state is _REPLICATE:
             return self.inflights.full()
         return True
 
@@ -156,10 +158,13 @@ class Progress:
 def quorum_index(matches: Iterable[int]) -> int:
     """The highest index replicated on a majority of the given match indexes
     (0 for an empty set: no quorum, nothing commits)."""
-    ordered = sorted(matches, reverse=True)
-    if not ordered:
+    # Ascending (no keyword argument to parse): the (n // 2)-th largest of n
+    # is at n - 1 - n // 2.
+    ordered = sorted(matches)
+    count = len(ordered)
+    if not count:
         return 0
-    return ordered[len(ordered) // 2]
+    return ordered[count - 1 - count // 2]
 
 
 def majority(count: int) -> int:

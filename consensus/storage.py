@@ -84,22 +84,31 @@ class MemoryStorage:
     def _offset(self) -> int:
         return self._entries[0].index
 
+    # The reads below name the dummy entry (and the entry found) in a local:
+    # typed Entry in consensus/_storage_c.pxd, so their fields are slot reads.
     def first_index(self) -> int:
-        return self._entries[0].index + 1
+        dummy = self._entries[0]
+        return dummy.index + 1
 
     def last_index(self) -> int:
-        return self._entries[0].index + len(self._entries) - 1
+        dummy = self._entries[0]
+        return dummy.index + (len(self._entries) - 1)
 
     def term(self, index: int) -> int:
-        offset = self._entries[0].index
+        entries = self._entries
+        dummy = entries[0]
+        offset = dummy.index
         if index < offset:
             raise Compacted(f"index {index} is compacted (first available {offset + 1})")
-        if index - offset >= len(self._entries):
+        position = index - offset
+        if position >= len(entries):
             raise Unavailable(f"index {index} is beyond the last index {self.last_index()}")
-        return self._entries[index - offset].term
+        found = entries[position]
+        return found.term
 
     def entries(self, lo: int, hi: int, max_size_bytes: Optional[int] = None) -> list[Entry]:
-        offset = self._entries[0].index
+        dummy = self._entries[0]
+        offset = dummy.index
         if lo <= offset:
             raise Compacted(f"entries from {lo} are compacted (first available {offset + 1})")
         if hi > self.last_index() + 1:

@@ -2,7 +2,8 @@
 find_conflict stopping at the first new entry, limit_size without
 size_bytes()) against straightforward reference versions, on random logs:
 compacted storage, a stable part, an unstable tail that may shadow stale
-stable entries, and a pending snapshot."""
+stable entries, and a pending snapshot; and the core's own constructors
+(make_message, make_ready) against the public ones."""
 from __future__ import annotations
 
 from typing import Optional
@@ -13,7 +14,21 @@ from hypothesis import strategies as st
 from consensus.errors import Compacted, Unavailable
 from consensus.log import RaftLog
 from consensus.storage import MemoryStorage, limit_size
-from consensus.types import ConfState, Entry, Snapshot, SnapshotMetadata
+from consensus.types import (
+    ConfState,
+    Entry,
+    HardState,
+    Message,
+    MessageType,
+    ReadState,
+    Ready,
+    Snapshot,
+    SnapshotMetadata,
+    SoftState,
+    StateRole,
+    make_message,
+    make_ready,
+)
 
 
 def _reference_limit(entries: list[Entry], max_size_bytes: Optional[int]) -> list[Entry]:
@@ -29,7 +44,10 @@ def _reference_limit(entries: list[Entry], max_size_bytes: Optional[int]) -> lis
     return list(entries[:count])
 
 
-@given(st.lists(st.binary(max_size=40), max_size=12), st.one_of(st.none(), st.integers(0, 300)))
+@given(
+    st.lists(st.binary(max_size=40), max_size=12),
+    st.one_of(st.none(), st.integers(0, 300), st.sampled_from([-1, 2**63, 2**80])),
+)
 def test_limit_size_matches_reference(payloads: list[bytes], max_size_bytes: Optional[int]) -> None:
     entries = [Entry(1, position + 1, data=data) for position, data in enumerate(payloads)]
     assert limit_size(entries, max_size_bytes) == _reference_limit(entries, max_size_bytes)
@@ -99,3 +117,58 @@ def test_term_and_find_conflict_match_reference(log: RaftLog, data: st.DataObjec
             expected = entry.index
             break
     assert log.find_conflict(entries) == expected
+
+
+# Any values, as a Message accepts from a peer (the core validates them in
+# RaftNode._validate, not the constructor): ints of any size, wrong types.
+_ANY = st.one_of(st.integers(-(2**70), 2**70), st.booleans(), st.none(), st.binary(max_size=4), st.text(max_size=3))
+_MESSAGE_FIELDS = st.tuples(
+    st.one_of(st.sampled_from(list(MessageType)), _ANY),  # type
+    _ANY, _ANY, _ANY, _ANY, _ANY,  # to, frm, term, log_term, index
+    st.one_of(st.lists(st.builds(Entry, st.integers(0, 9), st.integers(0, 9)), max_size=3).map(tuple), _ANY),
+    _ANY, _ANY, _ANY,  # commit, reject, reject_hint
+    st.one_of(st.none(), st.just(Snapshot(SnapshotMetadata(3, 2, ConfState((1, 2))), b"image"))),
+    _ANY, _ANY, _ANY,  # context, snap_offset, snap_done
+)
+
+
+@given(_MESSAGE_FIELDS, st.integers(3, 14))
+def test_make_message_builds_the_same_message(fields: tuple, given_count: int) -> None:
+    """make_message with the first ``given_count`` fields (the rest default)
+    is the Message the public constructor builds: equal, same repr, and every
+    field the very object passed."""
+    built = make_message(*fields[:given_count])
+    reference = Message(*fields[:given_count])
+    assert type(built) is Message
+    assert built == reference and repr(built) == repr(reference) and hash(built) == hash(reference)
+    names = ("type", "to", "frm", "term", "log_term", "index", "entries", "commit", "reject", "reject_hint",
+             "snapshot", "context", "snap_offset", "snap_done")
+    for name, value in zip(names, fields[:given_count]):
+        assert getattr(built, name) is value
+    try:
+        built.term = 5  # type: ignore[misc]  # frozen, as Message
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("make_message built a mutable message")
+
+
+@given(st.booleans(), st.booleans(), st.lists(st.integers(1, 5), max_size=3))
+def test_make_ready_builds_the_same_ready(with_soft: bool, must_sync: bool, indexes: list[int]) -> None:
+    entries = tuple(Entry(1, index) for index in indexes)
+    message = Message(MessageType.APP, 2, 1, 1, entries=entries)
+    fields = (
+        SoftState(1, StateRole.LEADER) if with_soft else None,
+        HardState(1, 1, len(entries)),
+        entries,
+        None,
+        entries[:1],
+        (message,),
+        (),
+        (ReadState(1, b"r1"),),
+        must_sync,
+    )
+    built = make_ready(*fields)
+    reference = Ready(*fields)
+    assert type(built) is Ready
+    assert built == reference and repr(built) == repr(reference)
