@@ -5,7 +5,7 @@
 
 cimport cython
 
-from consensus._storage_c cimport MemoryStorage, limit_size
+from consensus._storage_c cimport MemoryStorage, limit_size, trim_to_size
 from consensus._types_c cimport Entry
 
 @cython.final

@@ -93,6 +93,7 @@ cdef class RaftNode:
     cpdef _serve_read_index(self, Message m)
     cpdef _respond_read_index(self, Message request, index)
     cpdef _release_pending_read_index(self)
+    @cython.locals(pr=Progress, matches=list, progress=dict)
     cpdef bint _maybe_commit(self)
     @cython.locals(entry=Entry)
     cpdef bint _send_append(self, to, Progress pr, bint send_if_empty=*)

@@ -8,8 +8,12 @@ from consensus._types_c cimport Entry
 
 # ``entry``: a log's entries are Entry instances (the core checks peers'
 # entries in RaftNode._validate); sizes are C integers (bytes in memory).
-@cython.locals(entry=Entry, total=cython.Py_ssize_t, count=cython.Py_ssize_t)
+@cython.locals(count=cython.Py_ssize_t)
 cpdef list limit_size(entries, max_size_bytes)
+@cython.locals(count=cython.Py_ssize_t)
+cpdef list trim_to_size(list entries, max_size_bytes)
+@cython.locals(entry=Entry, total=cython.Py_ssize_t, count=cython.Py_ssize_t)
+cpdef Py_ssize_t _count_within(entries, max_size_bytes) except -1
 
 cdef class MemoryStorage:
     cdef public object _hard_state

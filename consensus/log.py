@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from consensus.errors import Compacted, InvariantViolation, Unavailable
-from consensus.storage import MemoryStorage, Storage, limit_size
+from consensus.storage import MemoryStorage, Storage, limit_size, trim_to_size
 from consensus.types import Entry, Snapshot
 
 
@@ -190,19 +190,23 @@ class RaftLog:
             raise Unavailable(f"slice up to {hi - 1} beyond last index {self.last_index()}")
         if lo == hi:
             return []
-        out: list[Entry] = []
         offset = self.unstable_offset
-        if lo < offset:
-            memory = self.memory_storage
-            if memory is not None:
-                out = memory.entries(lo, min(hi, offset), max_size_bytes)
-            else:
-                out = self.storage.entries(lo, min(hi, offset), max_size_bytes)
-            if len(out) < min(hi, offset) - lo:
-                return out  # size limit hit inside storage
+        if lo >= offset:
+            # Only the unstable tail (a leader's appends): one fresh list.
+            return trim_to_size(self.unstable_entries[lo - offset : hi - offset], max_size_bytes)
+        memory = self.memory_storage
+        if memory is not None:
+            # A fresh list, already within the size limit.
+            out = memory.entries(lo, min(hi, offset), max_size_bytes)
+            if hi <= offset or len(out) < offset - lo:
+                return out  # all from storage, or its size limit was hit
+            out.extend(self.unstable_entries[: hi - offset])
+            return trim_to_size(out, max_size_bytes)
+        out = self.storage.entries(lo, min(hi, offset), max_size_bytes)
+        if len(out) < min(hi, offset) - lo:
+            return out  # size limit hit inside storage
         if hi > offset:
-            start = max(lo, offset)
-            out.extend(self.unstable_entries[start - offset : hi - offset])
+            out.extend(self.unstable_entries[: hi - offset])
         return limit_size(out, max_size_bytes)
 
     def entries_from(self, index: int, max_size_bytes: Optional[int] = None) -> list[Entry]:

@@ -158,12 +158,24 @@ class Progress:
 def quorum_index(matches: Iterable[int]) -> int:
     """The highest index replicated on a majority of the given match indexes
     (0 for an empty set: no quorum, nothing commits)."""
-    # Ascending (no keyword argument to parse): the (n // 2)-th largest of n
-    # is at n - 1 - n // 2.
-    ordered = sorted(matches)
+    ordered = list(matches)
     count = len(ordered)
+    if count == 3:
+        # Three voters (the common cluster): the median, without a sort.
+        a = ordered[0]
+        b = ordered[1]
+        c = ordered[2]
+        if a > b:
+            a, b = b, a
+        # now a <= b: the median is b if b <= c, else the larger of a and c
+        if b <= c:
+            return b
+        return c if c > a else a
     if not count:
         return 0
+    # Ascending (no keyword argument to parse): the (n // 2)-th largest of n
+    # is at n - 1 - n // 2.
+    ordered.sort()
     return ordered[count - 1 - count // 2]
 
 

@@ -768,7 +768,12 @@ class RaftNode:
             self._serve_read_index(m)
 
     def _maybe_commit(self) -> bool:
-        matches = [self.progress[v].match for v in self.voters if v in self.progress]
+        matches = []
+        progress = self.progress
+        for v in self.voters:  # a loop: pr is typed Progress in the .pxd (slot reads)
+            pr = progress.get(v)
+            if pr is not None:
+                matches.append(pr.match)
         if len(matches) != len(self.voters):
             raise InvariantViolation(f"voter without progress; {self.describe()}")
         index = quorum_index(matches)
@@ -1133,7 +1138,7 @@ class RaftNode:
             or self.term != prev_hard.term
             or self.vote != prev_hard.vote
             or self.lead != prev_soft.leader_id
-            or self.role != prev_soft.role
+            or self.role is not prev_soft.role  # roles are StateRole singletons
             or (log.committed > log.applied and log.has_next_committed_entries())
         )
 
@@ -1144,7 +1149,7 @@ class RaftNode:
         log = self.log
         soft = None
         prev_soft = self._prev_soft
-        if self.lead != prev_soft.leader_id or self.role != prev_soft.role:
+        if self.lead != prev_soft.leader_id or self.role is not prev_soft.role:
             soft = SoftState(self.lead, self.role)
             self._prev_soft = soft
         unstable = log.unstable_entries
@@ -1182,9 +1187,13 @@ class RaftNode:
             tuple(reads) if reads else (),
             must_sync,
         )
-        self.msgs = []
-        self.msgs_after_persist = []
-        self.read_states = []
+        # Fresh lists only for the ones handed out (an empty one stays).
+        if msgs:
+            self.msgs = []
+        if after:
+            self.msgs_after_persist = []
+        if reads:
+            self.read_states = []
         self._outstanding = rd
         return rd
 

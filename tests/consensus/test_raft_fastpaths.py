@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from consensus.errors import Compacted, Unavailable
 from consensus.log import RaftLog
-from consensus.storage import MemoryStorage, limit_size
+from consensus.progress import quorum_index
+from consensus.storage import MemoryStorage, limit_size, trim_to_size
 from consensus.types import (
     ConfState,
     Entry,
@@ -117,6 +118,51 @@ def test_term_and_find_conflict_match_reference(log: RaftLog, data: st.DataObjec
             expected = entry.index
             break
     assert log.find_conflict(entries) == expected
+
+
+def _reference_slice(log: RaftLog, lo: int, hi: int, max_size_bytes: Optional[int]) -> list[Entry]:
+    """RaftLog.slice as it was before the fast paths (bounds already checked)."""
+    if lo == hi:
+        return []
+    out: list[Entry] = []
+    offset = log.unstable_offset
+    if lo < offset:
+        out = log.storage.entries(lo, min(hi, offset), max_size_bytes)
+        if len(out) < min(hi, offset) - lo:
+            return out
+    if hi > offset:
+        start = max(lo, offset)
+        out.extend(log.unstable_entries[start - offset : hi - offset])
+    return limit_size(out, max_size_bytes)
+
+
+@given(logs(), st.data())
+def test_slice_matches_reference(log: RaftLog, data: st.DataObject) -> None:
+    first = log.first_index()
+    last = log.last_index()
+    lo = data.draw(st.integers(first, last + 1))
+    hi = data.draw(st.integers(lo, last + 1))
+    max_size_bytes = data.draw(st.sampled_from([None, 0, 16, 40, 100, 2**70]))
+    got = log.slice(lo, hi, max_size_bytes)
+    assert got == _reference_slice(log, lo, hi, max_size_bytes), (lo, hi, max_size_bytes, log.describe())
+    assert type(got) is list
+    assert log.entries_from(lo, max_size_bytes) == _reference_slice(log, lo, last + 1, max_size_bytes)
+
+
+@given(st.lists(st.integers(0, 6), max_size=7))
+def test_quorum_index_is_the_majority_match(matches: list[int]) -> None:
+    expected = sorted(matches, reverse=True)[len(matches) // 2] if matches else 0
+    assert quorum_index(matches) == expected
+    assert quorum_index(tuple(matches)) == expected
+    assert quorum_index(iter(matches)) == expected
+
+
+@given(st.lists(st.binary(max_size=40), max_size=8), st.sampled_from([None, -1, 0, 16, 40, 100, 2**70]))
+def test_trim_to_size_is_limit_size_in_place(payloads: list[bytes], max_size_bytes: Optional[int]) -> None:
+    entries = [Entry(1, position + 1, data=data) for position, data in enumerate(payloads)]
+    owned = list(entries)
+    assert trim_to_size(owned, max_size_bytes) is owned
+    assert owned == limit_size(entries, max_size_bytes)
 
 
 # Any values, as a Message accepts from a peer (the core validates them in
