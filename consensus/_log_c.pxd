@@ -45,6 +45,7 @@ cdef class RaftLog:
     cpdef commit_to(self, index)
     cpdef bint maybe_commit(self, index, term)
     cpdef applied_to(self, index)
+    @cython.locals(entries=list, entry=Entry)
     cpdef stable_to(self, index, term)
     cpdef stable_snapshot_to(self, index)
     cpdef restore(self, snapshot)

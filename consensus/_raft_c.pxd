@@ -127,5 +127,5 @@ cdef class RaftNode:
     cpdef bint has_ready(self)
     @cython.locals(log=RaftLog, prev_soft=SoftState, previous=HardState)
     cpdef ready(self)
-    @cython.locals(log=RaftLog, own=Progress)
+    @cython.locals(log=RaftLog, own=Progress, done=Ready, last=Entry, last_applied=Entry)
     cpdef advance(self, rd)

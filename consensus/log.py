@@ -262,12 +262,17 @@ class RaftLog:
     def stable_to(self, index: int, term: int) -> None:
         """Entries up to ``index`` (of ``term``) are persisted: drop them from
         the unstable tail unless they were replaced meanwhile."""
-        offset = self.unstable_offset
-        if index < offset or index >= offset + len(self.unstable_entries):
+        entries = self.unstable_entries
+        position = index - self.unstable_offset
+        if position < 0 or position >= len(entries):
             return
-        if self.unstable_entries[index - offset].term != term:
+        entry = entries[position]
+        if entry.term != term:
             return
-        del self.unstable_entries[: index + 1 - offset]
+        if position + 1 == len(entries):
+            self.unstable_entries = []  # the whole tail (the common case): no slice to delete
+        else:
+            del entries[: position + 1]
         self.unstable_offset = index + 1
 
     def stable_snapshot_to(self, index: int) -> None:

@@ -9,7 +9,6 @@ Progress states (etcd tracker/progress.go, Raft thesis 10.2.1 pipelining):
 from __future__ import annotations
 
 import enum
-from collections import deque
 from typing import Iterable, Optional
 
 from consensus.types import NodeId
@@ -40,7 +39,10 @@ class Inflights:
             raise ValueError("max_messages must be at least 1")
         self.max_messages = max_messages
         self.max_bytes = max_bytes
-        self._queue: deque[tuple[int, int]] = deque()
+        # (last index, size) per message, oldest first.  A list, not a deque:
+        # the window holds a few messages (at most max_messages), and the
+        # compiled twin reads and cuts a typed list without method calls.
+        self._queue: list[tuple[int, int]] = []
         self.bytes_in_flight = 0
 
     def add(self, last_index: int, size_bytes: int) -> None:
@@ -52,8 +54,16 @@ class Inflights:
     def free_le(self, index: int) -> None:
         """Forget every message whose last index is <= ``index`` (acknowledged)."""
         queue = self._queue
-        while queue and queue[0][0] <= index:
-            self.bytes_in_flight -= queue.popleft()[1]
+        count = 0
+        freed = 0
+        for last_index, size_bytes in queue:
+            if last_index > index:
+                break
+            freed += size_bytes
+            count += 1
+        if count:
+            del queue[:count]
+            self.bytes_in_flight -= freed
 
     def full(self) -> bool:
         return len(self._queue) >= self.max_messages or (0 < self.max_bytes <= self.bytes_in_flight)

@@ -976,7 +976,9 @@ class RaftNode:
         """Append ``data`` as a new entry on the leader; returns its index.
         Raises NotLeader (with a hint), ProposalDropped or
         UncommittedLimitExceeded.  Committed-ness is learnt by applying."""
-        return self._propose_entry(_ENTRY_NORMAL, bytes(data))
+        # bytes(data) of a bytes object is that object, but costs a __bytes__
+        # lookup and call; skip it for the common case.
+        return self._propose_entry(_ENTRY_NORMAL, data if type(data) is bytes else bytes(data))
 
     def _propose_entry(self, entry_type: EntryType, data: bytes) -> int:
         if self.role is not _ROLE_LEADER:
@@ -1049,7 +1051,8 @@ class RaftNode:
         """Ask for a linearizable read point tagged ``context`` (unique per
         request).  The answer appears later as a ReadState in a Ready; no
         answer (leader change, loss) means the driver times the read out."""
-        context = bytes(context)
+        if type(context) is not bytes:  # see propose
+            context = bytes(context)
         if not context:
             raise ValueError("read_index needs a non-empty, unique context")
         if self.config.read_only_option is _READ_UNSAFE_NO_READ_INDEX:
@@ -1203,15 +1206,20 @@ class RaftNode:
         if rd is not self._outstanding:
             raise InvariantViolation(f"advance() with a Ready that is not the outstanding one; {self.describe()}")
         self._outstanding = None
+        done = rd  # the Ready ready() built: typed in the .pxd, so its fields are slot reads
         log = self.log
-        if rd.snapshot is not None:
-            log.stable_snapshot_to(rd.snapshot.metadata.index)
-            if rd.snapshot.metadata.index > log.applied:
-                log.applied = rd.snapshot.metadata.index
-        if rd.committed_entries:
-            log.applied_to(rd.committed_entries[-1].index)
-        if rd.entries:
-            last = rd.entries[-1]
+        snapshot = done.snapshot
+        if snapshot is not None:
+            log.stable_snapshot_to(snapshot.metadata.index)
+            if snapshot.metadata.index > log.applied:
+                log.applied = snapshot.metadata.index
+        committed = done.committed_entries
+        if committed:
+            last_applied = committed[-1]
+            log.applied_to(last_applied.index)
+        entries = done.entries
+        if entries:
+            last = entries[-1]
             log.stable_to(last.index, last.term)
             if self.role is _ROLE_LEADER:
                 own = self.progress.get(self.id)

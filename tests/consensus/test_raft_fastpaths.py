@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from consensus.errors import Compacted, Unavailable
 from consensus.log import RaftLog
-from consensus.progress import quorum_index
+from consensus.progress import Inflights, quorum_index
 from consensus.storage import MemoryStorage, limit_size, trim_to_size
 from consensus.types import (
     ConfState,
@@ -163,6 +163,31 @@ def test_trim_to_size_is_limit_size_in_place(payloads: list[bytes], max_size_byt
     owned = list(entries)
     assert trim_to_size(owned, max_size_bytes) is owned
     assert owned == limit_size(entries, max_size_bytes)
+
+
+@given(st.integers(1, 4), st.sampled_from([0, 50, 100]),
+       st.lists(st.tuples(st.sampled_from(["add", "free", "reset"]), st.integers(0, 12), st.integers(0, 60))))
+def test_inflights_matches_a_fifo_model(max_messages: int, max_bytes: int, operations: list) -> None:
+    """Inflights (a list since this stop) against the FIFO it models."""
+    window = Inflights(max_messages, max_bytes)
+    model: list[tuple[int, int]] = []
+    last = 0
+    for operation, index, size in operations:
+        model_full = len(model) >= max_messages or 0 < max_bytes <= sum(size for _, size in model)
+        assert window.full() == model_full
+        if operation == "add" and not model_full:
+            last += 1 + index % 3
+            window.add(last, size)
+            model.append((last, size))
+        elif operation == "free":
+            window.free_le(index)
+            while model and model[0][0] <= index:
+                model.pop(0)
+        elif operation == "reset":
+            window.reset()
+            model.clear()
+        assert window.count() == len(model)
+        assert window.bytes_in_flight == sum(size for _, size in model)
 
 
 # Any values, as a Message accepts from a peer (the core validates them in
