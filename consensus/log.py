@@ -53,7 +53,7 @@ class RaftLog:
 
     def last_index(self) -> int:
         if self.unstable_entries:
-            return self.unstable_offset + len(self.unstable_entries) - 1
+            return self.unstable_offset + (len(self.unstable_entries) - 1)  # one int object op, not two
         if self.unstable_snapshot is not None:
             return self.unstable_snapshot.metadata.index
         memory = self.memory_storage
@@ -122,6 +122,8 @@ class RaftLog:
     # -- appending -----------------------------------------------------------
     def find_conflict(self, entries: Sequence[Entry]) -> int:
         """Index of the first entry that is new or conflicts with ours, else 0."""
+        if not entries:
+            return 0  # a heartbeat-like append: no last_index() to compute
         last = self.last_index()
         for entry in entries:
             if entry.index > last:
