@@ -48,7 +48,6 @@ from consensus.progress import Progress, ProgressState, VoteResult, quorum_index
 from consensus.read_only import ReadOnly, ReadOnlyOption
 from consensus.storage import Storage
 from consensus.types import (
-    AFTER_PERSIST_MESSAGE_TYPES,
     LOCAL_MESSAGE_TYPES,
     NONE,
     ConfChange,
@@ -389,7 +388,11 @@ class RaftNode:
 
     # -------------------------------------------------------------- messages
     def _send(self, message: Message) -> None:
-        if message.type in AFTER_PERSIST_MESSAGE_TYPES:
+        # ``t in AFTER_PERSIST_MESSAGE_TYPES`` spelt as identity tests: the
+        # core only sends MessageType members (its own, or a validated peer's
+        # when forwarding); a test checks the two agree for every type.
+        t = message.type
+        if t is _APP_RESP or t is _HEARTBEAT_RESP or t is _VOTE_RESP or t is _VOTE:
             self.msgs_after_persist.append(message)
         else:
             self.msgs.append(message)
@@ -729,7 +732,7 @@ class RaftNode:
         return self.log.term_or_zero(self.log.committed) == self.term
 
     def _leader_read_index(self, m: Message) -> None:
-        if self.voters == {self.id}:
+        if len(self.voters) == 1 and self.id in self.voters:  # == {self.id}, without building a set
             self._respond_read_index(m, self.log.committed)
             return
         if not self._committed_entry_in_current_term():

@@ -243,3 +243,20 @@ def test_make_ready_builds_the_same_ready(with_soft: bool, must_sync: bool, inde
     reference = Ready(*fields)
     assert type(built) is Ready
     assert built == reference and repr(built) == repr(reference)
+
+
+def test_send_routes_by_after_persist_message_types() -> None:
+    """RaftNode._send tests the type by identity; it must route exactly as
+    membership in AFTER_PERSIST_MESSAGE_TYPES says, for every type."""
+    from consensus.raft import Config, RaftNode
+    from consensus.types import AFTER_PERSIST_MESSAGE_TYPES
+
+    node = RaftNode(Config(1, voters=(1, 2, 3)), MemoryStorage())
+    for message_type in MessageType:
+        node.msgs = []
+        node.msgs_after_persist = []
+        message = make_message(message_type, 2, 1, 1)
+        node._send(message)
+        after = message_type in AFTER_PERSIST_MESSAGE_TYPES
+        assert node.msgs_after_persist == ([message] if after else []), message_type
+        assert node.msgs == ([] if after else [message]), message_type
