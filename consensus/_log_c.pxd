@@ -5,7 +5,8 @@
 
 cimport cython
 
-from consensus._storage_c cimport MemoryStorage, limit_size
+from consensus._storage_c cimport MemoryStorage, limit_size, trim_to_size
+from consensus._types_c cimport Entry
 
 @cython.final
 cdef class RaftLog:
@@ -24,7 +25,7 @@ cdef class RaftLog:
     cpdef last_index(self)
     @cython.locals(memory=MemoryStorage)
     cpdef persisted_last_index(self)
-    @cython.locals(memory=MemoryStorage)
+    @cython.locals(memory=MemoryStorage, entry=Entry)
     cpdef term(self, index)
     cpdef term_or_zero(self, index)
     cpdef last_term(self)
@@ -44,6 +45,7 @@ cdef class RaftLog:
     cpdef commit_to(self, index)
     cpdef bint maybe_commit(self, index, term)
     cpdef applied_to(self, index)
+    @cython.locals(entries=list, entry=Entry)
     cpdef stable_to(self, index, term)
     cpdef stable_snapshot_to(self, index)
     cpdef restore(self, snapshot)

@@ -8,10 +8,11 @@ cimport cython
 cdef class Inflights:
     cdef public object max_messages
     cdef public object max_bytes
-    cdef public object _queue
+    cdef public list _queue
     cdef public object bytes_in_flight
 
     cpdef add(self, last_index, size_bytes)
+    @cython.locals(queue=list, count=cython.Py_ssize_t)
     cpdef free_le(self, index)
     cpdef bint full(self)
     cpdef count(self)

@@ -7,7 +7,8 @@ cimport cython
 
 from consensus._log_c cimport RaftLog
 from consensus._progress_c cimport Progress, quorum_index, tally
-from consensus._types_c cimport Entry, HardState, Message, Ready, SoftState
+from consensus._read_only_c cimport ReadOnly
+from consensus._types_c cimport Entry, HardState, Message, Ready, SoftState, make_message, make_ready
 
 @cython.final  # no subclasses: cpdef calls on self skip the Python-override lookup
 cdef class RaftNode:
@@ -34,15 +35,13 @@ cdef class RaftNode:
     cdef public list msgs
     cdef public list msgs_after_persist
     cdef public list read_states
-    cdef public object read_only
+    cdef public ReadOnly read_only
     cdef public list pending_read_index_messages
     cdef public object pending_conf_index
     cdef public object uncommitted_bytes
     cdef public object lead_transferee
     cdef public object incoming_snapshot
     cdef public object snapshot_timeout_ticks
-    cdef public object _step
-    cdef public object _tick
     cdef public object _outstanding
     cdef public SoftState _prev_soft
     cdef public HardState _prev_hard
@@ -83,6 +82,7 @@ cdef class RaftNode:
     @cython.locals(m=Message)
     cpdef _validate(self, message)
     cpdef _step_any(self, Message m)
+    cpdef _step_role(self, Message m)
     @cython.locals(pr=Progress)
     cpdef _step_leader(self, Message m)
     cpdef _mark_active(self, Progress pr)
@@ -93,6 +93,7 @@ cdef class RaftNode:
     cpdef _serve_read_index(self, Message m)
     cpdef _respond_read_index(self, Message request, index)
     cpdef _release_pending_read_index(self)
+    @cython.locals(pr=Progress, matches=list, progress=dict)
     cpdef bint _maybe_commit(self)
     @cython.locals(entry=Entry)
     cpdef bint _send_append(self, to, Progress pr, bint send_if_empty=*)
@@ -126,5 +127,5 @@ cdef class RaftNode:
     cpdef bint has_ready(self)
     @cython.locals(log=RaftLog, prev_soft=SoftState, previous=HardState)
     cpdef ready(self)
-    @cython.locals(log=RaftLog, own=Progress)
+    @cython.locals(log=RaftLog, own=Progress, done=Ready, last=Entry, last_applied=Entry)
     cpdef advance(self, rd)

@@ -5,6 +5,8 @@
 # purpose: the core validates peer messages itself (MalformedMessage), so a
 # Message must be constructible from any values, exactly as the twin.
 
+cimport cython
+
 cdef class Entry:
     cdef readonly object term
     cdef readonly object index
@@ -50,3 +52,14 @@ cdef class Ready:
     cdef readonly object messages_after_persist
     cdef readonly object read_states
     cdef readonly object must_sync
+
+# The core's constructors (see make_message): C calls that fill a bare
+# instance's slots.  Declared after the classes they return.
+@cython.locals(m=Message)
+cpdef Message make_message(object type, object to, object frm, object term=*, object log_term=*, object index=*,
+                           object entries=*, object commit=*, object reject=*, object reject_hint=*,
+                           object snapshot=*, object context=*, object snap_offset=*, object snap_done=*)
+@cython.locals(rd=Ready)
+cpdef Ready make_ready(object soft_state, object hard_state, object entries, object snapshot,
+                       object committed_entries, object messages, object messages_after_persist,
+                       object read_states, object must_sync)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from consensus.errors import Compacted, InvariantViolation, Unavailable
-from consensus.storage import MemoryStorage, Storage, limit_size
+from consensus.storage import MemoryStorage, Storage, limit_size, trim_to_size
 from consensus.types import Entry, Snapshot
 
 
@@ -53,7 +53,7 @@ class RaftLog:
 
     def last_index(self) -> int:
         if self.unstable_entries:
-            return self.unstable_offset + len(self.unstable_entries) - 1
+            return self.unstable_offset + (len(self.unstable_entries) - 1)  # one int object op, not two
         if self.unstable_snapshot is not None:
             return self.unstable_snapshot.metadata.index
         memory = self.memory_storage
@@ -75,7 +75,8 @@ class RaftLog:
         if index >= offset:  # fast path: the unstable tail (the common case on a leader)
             position = index - offset
             if position < len(self.unstable_entries):
-                return self.unstable_entries[position].term
+                entry = self.unstable_entries[position]  # typed Entry in consensus/_log_c.pxd
+                return entry.term
         elif self.unstable_snapshot is None:
             # Second fast path: a stable index.  Storage answers whenever the
             # checks below would pass (same dummy, and index < offset <= last+1);
@@ -121,6 +122,8 @@ class RaftLog:
     # -- appending -----------------------------------------------------------
     def find_conflict(self, entries: Sequence[Entry]) -> int:
         """Index of the first entry that is new or conflicts with ours, else 0."""
+        if not entries:
+            return 0  # a heartbeat-like append: no last_index() to compute
         last = self.last_index()
         for entry in entries:
             if entry.index > last:
@@ -189,19 +192,23 @@ class RaftLog:
             raise Unavailable(f"slice up to {hi - 1} beyond last index {self.last_index()}")
         if lo == hi:
             return []
-        out: list[Entry] = []
         offset = self.unstable_offset
-        if lo < offset:
-            memory = self.memory_storage
-            if memory is not None:
-                out = memory.entries(lo, min(hi, offset), max_size_bytes)
-            else:
-                out = self.storage.entries(lo, min(hi, offset), max_size_bytes)
-            if len(out) < min(hi, offset) - lo:
-                return out  # size limit hit inside storage
+        if lo >= offset:
+            # Only the unstable tail (a leader's appends): one fresh list.
+            return trim_to_size(self.unstable_entries[lo - offset : hi - offset], max_size_bytes)
+        memory = self.memory_storage
+        if memory is not None:
+            # A fresh list, already within the size limit.
+            out = memory.entries(lo, min(hi, offset), max_size_bytes)
+            if hi <= offset or len(out) < offset - lo:
+                return out  # all from storage, or its size limit was hit
+            out.extend(self.unstable_entries[: hi - offset])
+            return trim_to_size(out, max_size_bytes)
+        out = self.storage.entries(lo, min(hi, offset), max_size_bytes)
+        if len(out) < min(hi, offset) - lo:
+            return out  # size limit hit inside storage
         if hi > offset:
-            start = max(lo, offset)
-            out.extend(self.unstable_entries[start - offset : hi - offset])
+            out.extend(self.unstable_entries[: hi - offset])
         return limit_size(out, max_size_bytes)
 
     def entries_from(self, index: int, max_size_bytes: Optional[int] = None) -> list[Entry]:
@@ -257,12 +264,17 @@ class RaftLog:
     def stable_to(self, index: int, term: int) -> None:
         """Entries up to ``index`` (of ``term``) are persisted: drop them from
         the unstable tail unless they were replaced meanwhile."""
-        offset = self.unstable_offset
-        if index < offset or index >= offset + len(self.unstable_entries):
+        entries = self.unstable_entries
+        position = index - self.unstable_offset
+        if position < 0 or position >= len(entries):
             return
-        if self.unstable_entries[index - offset].term != term:
+        entry = entries[position]
+        if entry.term != term:
             return
-        del self.unstable_entries[: index + 1 - offset]
+        if position + 1 == len(entries):
+            self.unstable_entries = []  # the whole tail (the common case): no slice to delete
+        else:
+            del entries[: position + 1]
         self.unstable_offset = index + 1
 
     def stable_snapshot_to(self, index: int) -> None:

@@ -9,7 +9,6 @@ Progress states (etcd tracker/progress.go, Raft thesis 10.2.1 pipelining):
 from __future__ import annotations
 
 import enum
-from collections import deque
 from typing import Iterable, Optional
 
 from consensus.types import NodeId
@@ -22,6 +21,8 @@ class ProgressState(enum.IntEnum):
 
 
 # Members as module constants (cheaper than Enum attribute lookups on hot paths).
+# ``state`` only ever holds one of them, so the methods test it by identity
+# (an IntEnum ``==`` that fails goes through int's rich comparison).
 _PROBE = ProgressState.PROBE
 _REPLICATE = ProgressState.REPLICATE
 _SNAPSHOT = ProgressState.SNAPSHOT
@@ -38,7 +39,10 @@ class Inflights:
             raise ValueError("max_messages must be at least 1")
         self.max_messages = max_messages
         self.max_bytes = max_bytes
-        self._queue: deque[tuple[int, int]] = deque()
+        # (last index, size) per message, oldest first.  A list, not a deque:
+        # the window holds a few messages (at most max_messages), and the
+        # compiled twin reads and cuts a typed list without method calls.
+        self._queue: list[tuple[int, int]] = []
         self.bytes_in_flight = 0
 
     def add(self, last_index: int, size_bytes: int) -> None:
@@ -50,8 +54,16 @@ class Inflights:
     def free_le(self, index: int) -> None:
         """Forget every message whose last index is <= ``index`` (acknowledged)."""
         queue = self._queue
-        while queue and queue[0][0] <= index:
-            self.bytes_in_flight -= queue.popleft()[1]
+        count = 0
+        freed = 0
+        for last_index, size_bytes in queue:
+            if last_index > index:
+                break
+            freed += size_bytes
+            count += 1
+        if count:
+            del queue[:count]
+            self.bytes_in_flight -= freed
 
     def full(self) -> bool:
         return len(self._queue) >= self.max_messages or (0 < self.max_bytes <= self.bytes_in_flight)
@@ -97,7 +109,7 @@ class Progress:
         self.inflights.reset()
 
     def become_probe(self) -> None:
-        if self.state == _SNAPSHOT:
+        if self.state is _SNAPSHOT:
             pending = self.pending_snapshot
             self._reset_state(_PROBE)
             self.next = max(self.match + 1, pending + 1)
@@ -114,11 +126,11 @@ class Progress:
         self.pending_snapshot = snapshot_index
 
     def sent_entries(self, entry_count: int, size_bytes: int) -> None:
-        if self.state == _REPLICATE:
+        if self.state is _REPLICATE:
             if entry_count:
                 self.next += entry_count
                 self.inflights.add(self.next - 1, size_bytes)
-        elif self.state == _PROBE:
+        elif self.state is _PROBE:
             # One probe at a time: wait for its answer or a heartbeat reply.
             self.msg_app_flow_paused = True
 
@@ -134,7 +146,7 @@ class Progress:
 
     def maybe_decr_to(self, rejected: int, match_hint: int) -> bool:
         """An append at ``rejected`` was refused; move next back (etcd MaybeDecrTo)."""
-        if self.state == _REPLICATE:
+        if self.state is _REPLICATE:
             if rejected <= self.match:
                 return False  # stale rejection
             self.next = self.match + 1
@@ -146,9 +158,9 @@ class Progress:
         return True
 
     def is_paused(self) -> bool:
-        if self.state == _PROBE:
+        if self.state is _PROBE:
             return self.msg_app_flow_paused
-        if self.state == _REPLICATE:
+        if self.state is _REPLICATE:
             return self.inflights.full()
         return True
 
@@ -156,10 +168,25 @@ class Progress:
 def quorum_index(matches: Iterable[int]) -> int:
     """The highest index replicated on a majority of the given match indexes
     (0 for an empty set: no quorum, nothing commits)."""
-    ordered = sorted(matches, reverse=True)
-    if not ordered:
+    ordered = list(matches)
+    count = len(ordered)
+    if count == 3:
+        # Three voters (the common cluster): the median, without a sort.
+        a = ordered[0]
+        b = ordered[1]
+        c = ordered[2]
+        if a > b:
+            a, b = b, a
+        # now a <= b: the median is b if b <= c, else the larger of a and c
+        if b <= c:
+            return b
+        return c if c > a else a
+    if not count:
         return 0
-    return ordered[len(ordered) // 2]
+    # Ascending (no keyword argument to parse): the (n // 2)-th largest of n
+    # is at n - 1 - n // 2.
+    ordered.sort()
+    return ordered[count - 1 - count // 2]
 
 
 def majority(count: int) -> int:

@@ -8,8 +8,8 @@ Drive it with ``tick()``, ``step(message)``, ``propose(data)``,
 ``messages_after_persist``, apply committed entries); then ``advance(ready)``.
 Only one Ready is outstanding at a time.
 
-Roles are a pair of swapped handlers (``_step`` / ``_tick``) rather than
-subclasses.  Time is ticks; the randomized election timeout is drawn from an
+Roles are handlers picked by ``role`` (``_step_role`` / ``tick``) rather
+than subclasses.  Time is ticks; the randomized election timeout is drawn from an
 injected ``random.Random``.  Safety notes:
 
 * The leader counts ITSELF towards a commit quorum only for entries it has
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from random import Random  # seeded instances only: never the global generator
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 from consensus import confchange
 from consensus.errors import (
@@ -48,7 +48,6 @@ from consensus.progress import Progress, ProgressState, VoteResult, quorum_index
 from consensus.read_only import ReadOnly, ReadOnlyOption
 from consensus.storage import Storage
 from consensus.types import (
-    AFTER_PERSIST_MESSAGE_TYPES,
     LOCAL_MESSAGE_TYPES,
     NONE,
     ConfChange,
@@ -65,6 +64,8 @@ from consensus.types import (
     Snapshot,
     SoftState,
     StateRole,
+    make_message,
+    make_ready,
 )
 
 __all__ = ["Config", "RaftNode", "Status", "ReadOnlyOption", "ConfigError", "TRANSFER_CONTEXT"]
@@ -73,6 +74,11 @@ TRANSFER_CONTEXT = b"transfer"  # context of votes caused by a leadership transf
 _INT_FIELDS = ("term", "log_term", "index", "commit", "reject_hint", "snap_offset")  # Message fields that must be ints
 
 MT = MessageType
+
+# The core builds its messages with ``make_message`` (a C call when compiled,
+# which cannot take keyword arguments): Message's fields in order, trailing
+# defaults omitted - type, to, frm, term, log_term, index, entries, commit,
+# reject, reject_hint, snapshot, context, snap_offset, snap_done.
 
 
 # Enum members as module constants: attribute lookups on an Enum class cost
@@ -211,8 +217,6 @@ class RaftNode:
         self.lead_transferee = NONE
         self.incoming_snapshot: Optional[tuple[NodeId, int, object, bytearray]] = None
         self.snapshot_timeout_ticks = config.snapshot_timeout_ticks or 2 * config.election_ticks
-        self._step: Callable[[Message], None] = self._step_follower
-        self._tick: Callable[[], None] = self._tick_election
         self._outstanding: Optional[Ready] = None
 
         hard_state, conf_state = storage.initial_state()
@@ -252,7 +256,7 @@ class RaftNode:
 
     @property
     def is_leader(self) -> bool:
-        return self.role == _ROLE_LEADER
+        return self.role is _ROLE_LEADER
 
     def promotable(self) -> bool:
         """May this node campaign?  Only voters (etcd promotable)."""
@@ -260,7 +264,7 @@ class RaftNode:
 
     def status(self) -> Status:
         progress = {}
-        if self.role == _ROLE_LEADER:
+        if self.role is _ROLE_LEADER:
             progress = {nid: (pr.state.name, pr.match, pr.next) for nid, pr in sorted(self.progress.items())}
         return Status(
             self.id, self.term, self.vote, self.log.committed, self.log.applied, self.log.last_index(),
@@ -344,36 +348,28 @@ class RaftNode:
         self.pending_read_index_messages = []
 
     def _become_follower(self, term: int, lead: NodeId) -> None:
-        self._step = self._step_follower
-        self._tick = self._tick_election
         self._reset(term)
         self.lead = lead
         self.role = _ROLE_FOLLOWER
 
     def _become_pre_candidate(self) -> None:
-        if self.role == _ROLE_LEADER:
+        if self.role is _ROLE_LEADER:
             raise InvariantViolation(f"leader cannot become pre-candidate; {self.describe()}")
         # PreVote does not bump the term or change the vote (thesis 9.6).
-        self._step = self._step_candidate
-        self._tick = self._tick_election
         self.votes = {}
         self.lead = NONE
         self.role = _ROLE_PRE_CANDIDATE
 
     def _become_candidate(self) -> None:
-        if self.role == _ROLE_LEADER:
+        if self.role is _ROLE_LEADER:
             raise InvariantViolation(f"leader cannot become candidate; {self.describe()}")
-        self._step = self._step_candidate
-        self._tick = self._tick_election
         self._reset(self.term + 1)
         self.vote = self.id
         self.role = _ROLE_CANDIDATE
 
     def _become_leader(self) -> None:
-        if self.role == _ROLE_FOLLOWER:
+        if self.role is _ROLE_FOLLOWER:
             raise InvariantViolation(f"follower cannot become leader directly; {self.describe()}")
-        self._step = self._step_leader
-        self._tick = self._tick_heartbeat
         self._reset(self.term)
         self.lead = self.id
         self.role = _ROLE_LEADER
@@ -392,7 +388,11 @@ class RaftNode:
 
     # -------------------------------------------------------------- messages
     def _send(self, message: Message) -> None:
-        if message.type in AFTER_PERSIST_MESSAGE_TYPES:
+        # ``t in AFTER_PERSIST_MESSAGE_TYPES`` spelt as identity tests: the
+        # core only sends MessageType members (its own, or a validated peer's
+        # when forwarding); a test checks the two agree for every type.
+        t = message.type
+        if t is _APP_RESP or t is _HEARTBEAT_RESP or t is _VOTE_RESP or t is _VOTE:
             self.msgs_after_persist.append(message)
         else:
             self.msgs.append(message)
@@ -401,7 +401,12 @@ class RaftNode:
     def tick(self) -> None:
         """Advance logical time by one tick."""
         self.ticks += 1
-        self._tick()
+        # The role picks the handler (an identity test: roles are the
+        # StateRole singletons, set only by the _become_* methods).
+        if self.role is _ROLE_LEADER:
+            self._tick_heartbeat()
+        else:
+            self._tick_election()
 
     def _tick_election(self) -> None:
         self.election_elapsed += 1
@@ -421,7 +426,7 @@ class RaftNode:
             if self.lead_transferee != NONE:
                 self.lead_transferee = NONE  # the transfer did not finish in time
         for node_id, pr in self.progress.items():
-            if pr.state == _PR_SNAPSHOT and node_id != self.id:
+            if pr.state is _PR_SNAPSHOT and node_id != self.id:
                 pr.snapshot_elapsed_ticks += 1
                 if pr.snapshot_elapsed_ticks >= self.snapshot_timeout_ticks:
                     pr.become_probe()  # snapshot presumed lost; retry
@@ -458,7 +463,7 @@ class RaftNode:
         return False
 
     def _hup(self, transfer: bool) -> None:
-        if self.role == _ROLE_LEADER or not self.promotable():
+        if self.role is _ROLE_LEADER or not self.promotable():
             return
         if self._has_unapplied_conf_change():
             return  # etcd: do not campaign with a membership that is about to change
@@ -489,7 +494,7 @@ class RaftNode:
         for node_id in sorted(self.voters):
             if node_id == self.id:
                 continue
-            self._send(Message(vote_type, node_id, self.id, term, last_term, last, context=context))
+            self._send(make_message(vote_type, node_id, self.id, term, last_term, last, (), 0, False, 0, None, context))
 
     def _poll(self, node_id: NodeId, granted: bool) -> VoteResult:
         self.votes.setdefault(node_id, granted)
@@ -534,12 +539,12 @@ class RaftNode:
             raise MalformedMessage(f"{t.name} from {frm}: context/entries/reject of the wrong type")
         if term < 0 or index < 0 or log_term < 0 or commit < 0 or reject_hint < 0 or snap_offset < 0:
             raise MalformedMessage(f"{t.name} from {frm} has a negative field")
-        if log_term > term and t in (_APP, _VOTE, _PRE_VOTE):
+        if log_term > term and (t is _APP or t is _VOTE or t is _PRE_VOTE):
             # PRE_VOTE carries term+1 so log_term <= term still holds.
             raise MalformedMessage(f"{t.name} from {frm}: log_term {log_term} > term {term}")
         entries = m.entries
         if entries:
-            if t != _APP:
+            if t is not _APP:
                 raise MalformedMessage(f"{t.name} from {frm} carries entries")
             expected = index + 1
             for entry in entries:
@@ -551,7 +556,7 @@ class RaftNode:
                 if not isinstance(entry.data, (bytes, bytearray)) or not isinstance(entry.type, EntryType):
                     raise MalformedMessage(f"APP from {frm}: entry {entry.index} is malformed")
                 expected += 1
-        if t == _SNAP:
+        if t is _SNAP:
             snap = m.snapshot
             if (
                 not isinstance(snap, Snapshot)
@@ -578,12 +583,12 @@ class RaftNode:
         if m.term == self.term and t is not _VOTE and t is not _PRE_VOTE:
             # The common case (same term, not a vote): none of the term rules
             # below apply.
-            self._step(m)
+            self._step_role(m)
             return
         if m.term == 0:
             pass  # term-less requests (READ_INDEX, TRANSFER_LEADER, FORWARD_PROP)
         elif m.term > self.term:
-            if m.type in (_VOTE, _PRE_VOTE):
+            if m.type is _VOTE or m.type is _PRE_VOTE:
                 force = m.context == TRANSFER_CONTEXT
                 in_lease = (
                     self.config.check_quorum and self.lead != NONE and self.election_elapsed < self.election_timeout
@@ -592,47 +597,57 @@ class RaftNode:
                     # We heard from a live leader within the minimum election
                     # timeout: ignore a disruptive candidate (thesis 4.2.3).
                     return
-            if m.type == _PRE_VOTE:
+            if m.type is _PRE_VOTE:
                 pass  # never change term for a pre-vote
-            elif m.type == _PRE_VOTE_RESP and not m.reject:
+            elif m.type is _PRE_VOTE_RESP and not m.reject:
                 pass  # granted pre-votes carry the future term; bumped on winning
-            elif m.type in (_APP, _HEARTBEAT, _SNAP):
+            elif m.type is _APP or m.type is _HEARTBEAT or m.type is _SNAP:
                 self._become_follower(m.term, m.frm)
             else:
                 self._become_follower(m.term, NONE)
         elif m.term < self.term:
-            if (self.config.check_quorum or self.config.pre_vote) and m.type in (_HEARTBEAT, _APP):
+            if (self.config.check_quorum or self.config.pre_vote) and (m.type is _HEARTBEAT or m.type is _APP):
                 # Tell a stale leader about the new term so it steps down; with
                 # check_quorum/pre_vote we would otherwise ignore it silently.
-                self._send(Message(_APP_RESP, m.frm, self.id, self.term))
-            elif m.type == _PRE_VOTE:
-                self._send(Message(_PRE_VOTE_RESP, m.frm, self.id, self.term, reject=True))
+                self._send(make_message(_APP_RESP, m.frm, self.id, self.term))
+            elif m.type is _PRE_VOTE:
+                self._send(make_message(_PRE_VOTE_RESP, m.frm, self.id, self.term, 0, 0, (), 0, True))
             return
 
-        if m.type in (_VOTE, _PRE_VOTE):
+        if m.type is _VOTE or m.type is _PRE_VOTE:
             can_vote = (
                 self.vote == m.frm
                 or (self.vote == NONE and self.lead == NONE)
-                or (m.type == _PRE_VOTE and m.term > self.term)
+                or (m.type is _PRE_VOTE and m.term > self.term)
             )
-            resp = _VOTE_RESP if m.type == _VOTE else _PRE_VOTE_RESP
+            resp = _VOTE_RESP if m.type is _VOTE else _PRE_VOTE_RESP
             if can_vote and self.log.is_up_to_date(m.index, m.log_term):
-                self._send(Message(resp, m.frm, self.id, m.term))
-                if m.type == _VOTE:
+                self._send(make_message(resp, m.frm, self.id, m.term))
+                if m.type is _VOTE:
                     self.election_elapsed = 0
                     self.vote = m.frm
             else:
-                self._send(Message(resp, m.frm, self.id, self.term, reject=True))
+                self._send(make_message(resp, m.frm, self.id, self.term, 0, 0, (), 0, True))
             return
-        self._step(m)
+        self._step_role(m)
+
+    def _step_role(self, m: Message) -> None:
+        # Identity tests: roles are StateRole singletons (see tick).
+        role = self.role
+        if role is _ROLE_LEADER:
+            self._step_leader(m)
+        elif role is _ROLE_FOLLOWER:
+            self._step_follower(m)
+        else:
+            self._step_candidate(m)
 
     # -------------------------------------------------------- leader handlers
     def _step_leader(self, m: Message) -> None:
         t = m.type
-        if t == _READ_INDEX:
+        if t is _READ_INDEX:
             self._leader_read_index(m)
             return
-        if t == _FORWARD_PROP:
+        if t is _FORWARD_PROP:
             for entry in m.entries:
                 try:
                     self.propose(entry.data)
@@ -642,7 +657,7 @@ class RaftNode:
         pr = self.progress.get(m.frm)
         if pr is None:
             return  # not a member (any more)
-        if t == _APP_RESP:
+        if t is _APP_RESP:
             pr.recent_active = True  # _mark_active inlined
             pr.last_active_tick = self.ticks
             if m.reject:
@@ -650,34 +665,34 @@ class RaftNode:
                 if m.log_term > 0:
                     next_probe, _ = self.log.find_conflict_by_term(m.reject_hint, m.log_term)
                 if pr.maybe_decr_to(m.index, next_probe):
-                    if pr.state == _PR_REPLICATE:
+                    if pr.state is _PR_REPLICATE:
                         pr.become_probe()
                     self._send_append(m.frm, pr)
                 return
             old_paused = pr.is_paused()
             if pr.maybe_update(m.index):
-                if pr.state == _PR_PROBE:
+                if pr.state is _PR_PROBE:
                     pr.become_replicate()
-                elif pr.state == _PR_SNAPSHOT and pr.match >= pr.pending_snapshot:
+                elif pr.state is _PR_SNAPSHOT and pr.match >= pr.pending_snapshot:
                     pr.become_probe()
                     pr.become_replicate()
-                elif pr.state == _PR_REPLICATE:
+                elif pr.state is _PR_REPLICATE:
                     pr.inflights.free_le(m.index)
                 if self._maybe_commit():
                     self._bcast_append()
                 elif old_paused:
                     self._send_append(m.frm, pr)
                 # Stream what is left within the flow-control window.
-                while pr.state == _PR_REPLICATE and self._send_append(m.frm, pr, send_if_empty=False):
+                while pr.state is _PR_REPLICATE and self._send_append(m.frm, pr, send_if_empty=False):
                     pass
                 if m.frm == self.lead_transferee and pr.match == self.log.last_index():
-                    self._send(Message(_TIMEOUT_NOW, m.frm, self.id, self.term))
+                    self._send(make_message(_TIMEOUT_NOW, m.frm, self.id, self.term))
             return
-        if t == _HEARTBEAT_RESP:
+        if t is _HEARTBEAT_RESP:
             pr.recent_active = True  # _mark_active inlined
             pr.last_active_tick = self.ticks
             pr.msg_app_flow_paused = False
-            if pr.match < self.log.last_index() or pr.state == _PR_PROBE:
+            if pr.match < self.log.last_index() or pr.state is _PR_PROBE:
                 self._send_append(m.frm, pr)
             if self.config.read_only_option is not _READ_SAFE or not m.context:
                 return
@@ -687,7 +702,7 @@ class RaftNode:
             for status in self.read_only.advance(m.context):
                 self._respond_read_index(status.request, status.index)
             return
-        if t == _TRANSFER_LEADER:
+        if t is _TRANSFER_LEADER:
             self._leader_transfer(m.frm)
             return
         # VOTE_RESP, stale responses and anything else: nothing to do.
@@ -709,7 +724,7 @@ class RaftNode:
         self.election_elapsed = 0  # the transfer must finish within one election timeout
         self.lead_transferee = target
         if pr.match == self.log.last_index():
-            self._send(Message(_TIMEOUT_NOW, target, self.id, self.term))
+            self._send(make_message(_TIMEOUT_NOW, target, self.id, self.term))
         else:
             self._send_append(target, pr)
 
@@ -717,7 +732,7 @@ class RaftNode:
         return self.log.term_or_zero(self.log.committed) == self.term
 
     def _leader_read_index(self, m: Message) -> None:
-        if self.voters == {self.id}:
+        if len(self.voters) == 1 and self.id in self.voters:  # == {self.id}, without building a set
             self._respond_read_index(m, self.log.committed)
             return
         if not self._committed_entry_in_current_term():
@@ -741,7 +756,12 @@ class RaftNode:
         if request.frm in (NONE, self.id):
             self.read_states.append(ReadState(index, request.context))
         else:
-            self._send(Message(_READ_INDEX_RESP, request.frm, self.id, self.term, index=index, context=request.context))
+            self._send(
+                make_message(
+                    _READ_INDEX_RESP, request.frm, self.id, self.term, 0, index, (), 0, False, 0, None,
+                    request.context,
+                )
+            )
 
     def _release_pending_read_index(self) -> None:
         if not self.pending_read_index_messages or not self._committed_entry_in_current_term():
@@ -751,7 +771,12 @@ class RaftNode:
             self._serve_read_index(m)
 
     def _maybe_commit(self) -> bool:
-        matches = [self.progress[v].match for v in self.voters if v in self.progress]
+        matches = []
+        progress = self.progress
+        for v in self.voters:  # a loop: pr is typed Progress in the .pxd (slot reads)
+            pr = progress.get(v)
+            if pr is not None:
+                matches.append(pr.match)
         if len(matches) != len(self.voters):
             raise InvariantViolation(f"voter without progress; {self.describe()}")
         index = quorum_index(matches)
@@ -787,7 +812,7 @@ class RaftNode:
         for entry in entries:
             size += 16 + len(entry.data)
         self._send(
-            Message(_APP, to, self.id, self.term, prev_term, prev_index, tuple(entries), self.log.committed)
+            make_message(_APP, to, self.id, self.term, prev_term, prev_index, tuple(entries), self.log.committed)
         )
         pr.sent_entries(len(entries), size)
         return True
@@ -809,9 +834,9 @@ class RaftNode:
             part = data[offset : offset + chunk]
             done = offset + chunk >= len(data)
             self._send(
-                Message(
-                    _SNAP, to, self.id, self.term,
-                    snapshot=Snapshot(snapshot.metadata, part), snap_offset=offset, snap_done=done,
+                make_message(
+                    _SNAP, to, self.id, self.term, 0, 0, (), 0, False, 0, Snapshot(snapshot.metadata, part), b"",
+                    offset, done,
                 )
             )
             if done:
@@ -830,7 +855,10 @@ class RaftNode:
             if node_id == self.id:
                 continue
             # Never tell a follower to commit beyond what it is known to hold.
-            self._send(Message(_HEARTBEAT, node_id, self.id, self.term, commit=min(pr.match, committed), context=context))
+            commit = min(pr.match, committed)
+            self._send(
+                make_message(_HEARTBEAT, node_id, self.id, self.term, 0, 0, (), commit, False, 0, None, context)
+            )
 
     def _append_entries(self, entries: list[Entry]) -> None:
         self.log.append(entries)
@@ -839,21 +867,21 @@ class RaftNode:
     # ----------------------------------------------------- candidate handlers
     def _step_candidate(self, m: Message) -> None:
         t = m.type
-        if t == _APP:
+        if t is _APP:
             self._become_follower(m.term, m.frm)
             self._handle_append(m)
-        elif t == _HEARTBEAT:
+        elif t is _HEARTBEAT:
             self._become_follower(m.term, m.frm)
             self._handle_heartbeat(m)
-        elif t == _SNAP:
+        elif t is _SNAP:
             self._become_follower(m.term, m.frm)
             self._handle_snapshot(m)
-        elif (t == _PRE_VOTE_RESP and self.role == _ROLE_PRE_CANDIDATE) or (
-            t == _VOTE_RESP and self.role == _ROLE_CANDIDATE
+        elif (t is _PRE_VOTE_RESP and self.role is _ROLE_PRE_CANDIDATE) or (
+            t is _VOTE_RESP and self.role is _ROLE_CANDIDATE
         ):
             result = self._poll(m.frm, not m.reject)
             if result == VoteResult.WON:
-                if self.role == _ROLE_PRE_CANDIDATE:
+                if self.role is _ROLE_PRE_CANDIDATE:
                     self._campaign(pre_vote=False, transfer=False)
                 else:
                     self._become_leader()
@@ -865,45 +893,45 @@ class RaftNode:
     # ------------------------------------------------------ follower handlers
     def _step_follower(self, m: Message) -> None:
         t = m.type
-        if t == _APP:
+        if t is _APP:
             self.election_elapsed = 0
             self.lead = m.frm
             self._handle_append(m)
-        elif t == _HEARTBEAT:
+        elif t is _HEARTBEAT:
             self.election_elapsed = 0
             self.lead = m.frm
             self._handle_heartbeat(m)
-        elif t == _SNAP:
+        elif t is _SNAP:
             self.election_elapsed = 0
             self.lead = m.frm
             self._handle_snapshot(m)
-        elif t == _TIMEOUT_NOW:
+        elif t is _TIMEOUT_NOW:
             # Leadership transfer (thesis 3.10): campaign now, skipping PreVote.
             self._hup(transfer=True)
-        elif t == _READ_INDEX_RESP:
+        elif t is _READ_INDEX_RESP:
             self.read_states.append(ReadState(m.index, m.context))
-        elif t in (_READ_INDEX, _TRANSFER_LEADER, _FORWARD_PROP) and self.lead != NONE:
+        elif (t is _READ_INDEX or t is _TRANSFER_LEADER or t is _FORWARD_PROP) and self.lead != NONE:
             # Relay to the leader, keeping the original sender: the leader
             # answers it directly (and TRANSFER_LEADER's sender is the target).
-            self._send(Message(t, self.lead, m.frm, 0, entries=m.entries, context=m.context))
+            self._send(make_message(t, self.lead, m.frm, 0, 0, 0, m.entries, 0, False, 0, None, m.context))
 
     def _handle_append(self, m: Message) -> None:
         if m.index < self.log.committed:
-            self._send(Message(_APP_RESP, m.frm, self.id, self.term, index=self.log.committed))
+            self._send(make_message(_APP_RESP, m.frm, self.id, self.term, 0, self.log.committed))
             return
         last_new, ok = self.log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if ok:
-            self._send(Message(_APP_RESP, m.frm, self.id, self.term, index=last_new))
+            self._send(make_message(_APP_RESP, m.frm, self.id, self.term, 0, last_new))
             return
         hint_index = min(m.index, self.log.last_index())
         hint_index, hint_term = self.log.find_conflict_by_term(hint_index, m.log_term)
         self._send(
-            Message(_APP_RESP, m.frm, self.id, self.term, hint_term, m.index, reject=True, reject_hint=hint_index)
+            make_message(_APP_RESP, m.frm, self.id, self.term, hint_term, m.index, (), 0, True, hint_index)
         )
 
     def _handle_heartbeat(self, m: Message) -> None:
         self.log.commit_to(min(m.commit, self.log.last_index()))
-        self._send(Message(_HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
+        self._send(make_message(_HEARTBEAT_RESP, m.frm, self.id, self.term, 0, 0, (), 0, False, 0, None, m.context))
 
     def _handle_snapshot(self, m: Message) -> None:
         snap = m.snapshot
@@ -924,15 +952,15 @@ class RaftNode:
         self.incoming_snapshot = None
         full = Snapshot(meta, bytes(buffer))
         if self._restore(full):
-            self._send(Message(_APP_RESP, m.frm, self.id, self.term, index=self.log.last_index()))
+            self._send(make_message(_APP_RESP, m.frm, self.id, self.term, 0, self.log.last_index()))
         else:
-            self._send(Message(_APP_RESP, m.frm, self.id, self.term, index=self.log.committed))
+            self._send(make_message(_APP_RESP, m.frm, self.id, self.term, 0, self.log.committed))
 
     def _restore(self, snapshot: Snapshot) -> bool:
         meta = snapshot.metadata
         if meta.index <= self.log.committed:
             return False
-        if self.role != _ROLE_FOLLOWER:
+        if self.role is not _ROLE_FOLLOWER:
             raise InvariantViolation(f"restoring a snapshot while {self.role.name}; {self.describe()}")
         cs = meta.conf_state
         if self.id not in cs.voters and self.id not in cs.learners:
@@ -951,10 +979,12 @@ class RaftNode:
         """Append ``data`` as a new entry on the leader; returns its index.
         Raises NotLeader (with a hint), ProposalDropped or
         UncommittedLimitExceeded.  Committed-ness is learnt by applying."""
-        return self._propose_entry(_ENTRY_NORMAL, bytes(data))
+        # bytes(data) of a bytes object is that object, but costs a __bytes__
+        # lookup and call; skip it for the common case.
+        return self._propose_entry(_ENTRY_NORMAL, data if type(data) is bytes else bytes(data))
 
     def _propose_entry(self, entry_type: EntryType, data: bytes) -> int:
-        if self.role != _ROLE_LEADER:
+        if self.role is not _ROLE_LEADER:
             raise NotLeader(self.lead or None)
         if self.id not in self.progress:
             raise ProposalDropped("this node is no longer a member")
@@ -974,7 +1004,7 @@ class RaftNode:
         """Propose one membership change (see consensus/confchange.py); it takes
         effect when the application applies the entry and calls
         ``apply_conf_change``.  Returns the entry index."""
-        if self.role != _ROLE_LEADER:
+        if self.role is not _ROLE_LEADER:
             raise NotLeader(self.lead or None)
         if self.pending_conf_index > self.log.applied:
             raise ProposalDropped(
@@ -1001,7 +1031,7 @@ class RaftNode:
         voters, learners = confchange.apply(change, self.voters, self.learners)
         self.voters, self.learners = voters, learners
         self._sync_progress()
-        if self.role == _ROLE_LEADER:
+        if self.role is _ROLE_LEADER:
             if self.id not in self.voters:
                 # Removed or demoted: step down (thesis 4.2.2); a remaining
                 # voter times out and takes over.
@@ -1024,17 +1054,18 @@ class RaftNode:
         """Ask for a linearizable read point tagged ``context`` (unique per
         request).  The answer appears later as a ReadState in a Ready; no
         answer (leader change, loss) means the driver times the read out."""
-        context = bytes(context)
+        if type(context) is not bytes:  # see propose
+            context = bytes(context)
         if not context:
             raise ValueError("read_index needs a non-empty, unique context")
         if self.config.read_only_option is _READ_UNSAFE_NO_READ_INDEX:
             # PLANTED BUG (tests only): serve from the local commit index.
             self.read_states.append(ReadState(self.log.committed, context))
             return
-        if self.role == _ROLE_LEADER:
-            self._leader_read_index(Message(_READ_INDEX, self.id, NONE, 0, context=context))
+        if self.role is _ROLE_LEADER:
+            self._leader_read_index(make_message(_READ_INDEX, self.id, NONE, 0, 0, 0, (), 0, False, 0, None, context))
         elif self.lead != NONE:
-            self._send(Message(_READ_INDEX, self.lead, self.id, 0, context=context))
+            self._send(make_message(_READ_INDEX, self.lead, self.id, 0, 0, 0, (), 0, False, 0, None, context))
         else:
             raise NotLeader(None, "no leader known to confirm the read; retry later")
 
@@ -1042,11 +1073,11 @@ class RaftNode:
         """Hand leadership to voter ``target`` (thesis 3.10): the leader
         catches it up, then sends TIMEOUT_NOW.  Proposals are dropped
         meanwhile; the transfer is abandoned after one election timeout."""
-        if self.role == _ROLE_LEADER:
+        if self.role is _ROLE_LEADER:
             self._leader_transfer(target)
         elif self.lead != NONE:
             # etcd convention: TRANSFER_LEADER's sender field names the transferee.
-            self._send(Message(_TRANSFER_LEADER, self.lead, target, 0))
+            self._send(make_message(_TRANSFER_LEADER, self.lead, target, 0))
         else:
             raise NotLeader(None, "no leader known to transfer leadership from")
 
@@ -1057,7 +1088,7 @@ class RaftNode:
     def report_snapshot(self, node_id: NodeId, failed: bool) -> None:
         """Driver feedback on a snapshot transfer (etcd ReportSnapshot)."""
         pr = self.progress.get(node_id)
-        if self.role != _ROLE_LEADER or pr is None or pr.state != _PR_SNAPSHOT:
+        if self.role is not _ROLE_LEADER or pr is None or pr.state is not _PR_SNAPSHOT:
             return
         if failed:
             pr.pending_snapshot = 0
@@ -1066,7 +1097,7 @@ class RaftNode:
 
     def report_unreachable(self, node_id: NodeId) -> None:
         pr = self.progress.get(node_id)
-        if self.role == _ROLE_LEADER and pr is not None and pr.state == _PR_REPLICATE:
+        if self.role is _ROLE_LEADER and pr is not None and pr.state is _PR_REPLICATE:
             pr.become_probe()
 
     def force_new_cluster(self) -> None:
@@ -1113,7 +1144,7 @@ class RaftNode:
             or self.term != prev_hard.term
             or self.vote != prev_hard.vote
             or self.lead != prev_soft.leader_id
-            or self.role != prev_soft.role
+            or self.role is not prev_soft.role  # roles are StateRole singletons
             or (log.committed > log.applied and log.has_next_committed_entries())
         )
 
@@ -1124,7 +1155,7 @@ class RaftNode:
         log = self.log
         soft = None
         prev_soft = self._prev_soft
-        if self.lead != prev_soft.leader_id or self.role != prev_soft.role:
+        if self.lead != prev_soft.leader_id or self.role is not prev_soft.role:
             soft = SoftState(self.lead, self.role)
             self._prev_soft = soft
         unstable = log.unstable_entries
@@ -1143,7 +1174,7 @@ class RaftNode:
         committed = (
             log.next_committed_entries(self.config.max_committed_size_per_ready_bytes) if commit > log.applied else ()
         )
-        if committed and self.role == _ROLE_LEADER and self.uncommitted_bytes:
+        if committed and self.role is _ROLE_LEADER and self.uncommitted_bytes:
             released = 0
             for entry in committed:
                 released += len(entry.data)
@@ -1151,7 +1182,7 @@ class RaftNode:
         msgs = self.msgs
         after = self.msgs_after_persist
         reads = self.read_states
-        rd = Ready(
+        rd = make_ready(
             soft,
             hard,
             tuple(unstable) if unstable else (),
@@ -1162,9 +1193,13 @@ class RaftNode:
             tuple(reads) if reads else (),
             must_sync,
         )
-        self.msgs = []
-        self.msgs_after_persist = []
-        self.read_states = []
+        # Fresh lists only for the ones handed out (an empty one stays).
+        if msgs:
+            self.msgs = []
+        if after:
+            self.msgs_after_persist = []
+        if reads:
+            self.read_states = []
         self._outstanding = rd
         return rd
 
@@ -1174,17 +1209,22 @@ class RaftNode:
         if rd is not self._outstanding:
             raise InvariantViolation(f"advance() with a Ready that is not the outstanding one; {self.describe()}")
         self._outstanding = None
+        done = rd  # the Ready ready() built: typed in the .pxd, so its fields are slot reads
         log = self.log
-        if rd.snapshot is not None:
-            log.stable_snapshot_to(rd.snapshot.metadata.index)
-            if rd.snapshot.metadata.index > log.applied:
-                log.applied = rd.snapshot.metadata.index
-        if rd.committed_entries:
-            log.applied_to(rd.committed_entries[-1].index)
-        if rd.entries:
-            last = rd.entries[-1]
+        snapshot = done.snapshot
+        if snapshot is not None:
+            log.stable_snapshot_to(snapshot.metadata.index)
+            if snapshot.metadata.index > log.applied:
+                log.applied = snapshot.metadata.index
+        committed = done.committed_entries
+        if committed:
+            last_applied = committed[-1]
+            log.applied_to(last_applied.index)
+        entries = done.entries
+        if entries:
+            last = entries[-1]
             log.stable_to(last.index, last.term)
-            if self.role == _ROLE_LEADER:
+            if self.role is _ROLE_LEADER:
                 own = self.progress.get(self.id)
                 if own is not None and own.maybe_update(min(last.index, log.persisted_last_index())):
                     if self._maybe_commit():

@@ -5,7 +5,6 @@ the request's context (proving the leader was still the leader then)."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 
 from consensus.types import Message, NodeId
 
@@ -22,11 +21,20 @@ class ReadOnlyOption(enum.Enum):
     UNSAFE_NO_READ_INDEX = "unsafe_no_read_index"
 
 
-@dataclass
 class ReadIndexStatus:
-    request: Message
-    index: int
-    acks: set[NodeId] = field(default_factory=set)
+    """One pending ReadIndex request: the commit index it will be served at
+    and the voters that acknowledged the heartbeat round carrying it.  A
+    plain class (a dataclass's default_factory costs more than the request)."""
+
+    __slots__ = ("request", "index", "acks")
+
+    def __init__(self, request: Message, index: int) -> None:
+        self.request = request
+        self.index = index
+        self.acks: set[NodeId] = set()
+
+    def __repr__(self) -> str:
+        return f"ReadIndexStatus(request={self.request!r}, index={self.index!r}, acks={self.acks!r})"
 
 
 class ReadOnly:

@@ -13,7 +13,7 @@ from typing import Optional, Protocol, Sequence
 from consensus.errors import Compacted, InvariantViolation, SnapshotTemporarilyUnavailable, Unavailable
 from consensus.types import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
 
-__all__ = ["Storage", "MemoryStorage", "limit_size", "Compacted", "Unavailable", "SnapshotTemporarilyUnavailable"]
+__all__ = ["Storage", "MemoryStorage", "limit_size", "trim_to_size", "Compacted", "Unavailable", "SnapshotTemporarilyUnavailable"]
 
 
 class Storage(Protocol):
@@ -52,6 +52,22 @@ def limit_size(entries: Sequence[Entry], max_size_bytes: Optional[int]) -> list[
     """The longest prefix of ``entries`` within ``max_size_bytes`` (at least one)."""
     if max_size_bytes is None or not entries:
         return list(entries)
+    count = _count_within(entries, max_size_bytes)
+    return list(entries) if count == len(entries) else list(entries[:count])
+
+
+def trim_to_size(entries: list[Entry], max_size_bytes: Optional[int]) -> list[Entry]:
+    """``limit_size`` for a list the caller owns: cut in place and returned
+    (the log's reads build a fresh list anyway; no second copy)."""
+    if max_size_bytes is not None and len(entries) > 1:
+        count = _count_within(entries, max_size_bytes)
+        if count < len(entries):
+            del entries[count:]
+    return entries
+
+
+def _count_within(entries: Sequence[Entry], max_size_bytes: int) -> int:
+    """How many leading entries fit in ``max_size_bytes`` (at least one)."""
     # Entry.size_bytes() inlined (16 + len(data)): this runs for every append sent.
     total = 0
     count = 0
@@ -60,7 +76,7 @@ def limit_size(entries: Sequence[Entry], max_size_bytes: Optional[int]) -> list[
         if count and total > max_size_bytes:
             break
         count += 1
-    return list(entries) if count == len(entries) else list(entries[:count])
+    return count
 
 
 class MemoryStorage:
@@ -84,29 +100,38 @@ class MemoryStorage:
     def _offset(self) -> int:
         return self._entries[0].index
 
+    # The reads below name the dummy entry (and the entry found) in a local:
+    # typed Entry in consensus/_storage_c.pxd, so their fields are slot reads.
     def first_index(self) -> int:
-        return self._entries[0].index + 1
+        dummy = self._entries[0]
+        return dummy.index + 1
 
     def last_index(self) -> int:
-        return self._entries[0].index + len(self._entries) - 1
+        dummy = self._entries[0]
+        return dummy.index + (len(self._entries) - 1)
 
     def term(self, index: int) -> int:
-        offset = self._entries[0].index
+        entries = self._entries
+        dummy = entries[0]
+        offset = dummy.index
         if index < offset:
             raise Compacted(f"index {index} is compacted (first available {offset + 1})")
-        if index - offset >= len(self._entries):
+        position = index - offset
+        if position >= len(entries):
             raise Unavailable(f"index {index} is beyond the last index {self.last_index()}")
-        return self._entries[index - offset].term
+        found = entries[position]
+        return found.term
 
     def entries(self, lo: int, hi: int, max_size_bytes: Optional[int] = None) -> list[Entry]:
-        offset = self._entries[0].index
+        dummy = self._entries[0]
+        offset = dummy.index
         if lo <= offset:
             raise Compacted(f"entries from {lo} are compacted (first available {offset + 1})")
         if hi > self.last_index() + 1:
             raise Unavailable(f"entries up to {hi - 1} requested, last index {self.last_index()}")
         if lo >= hi:
             return []
-        return limit_size(self._entries[lo - offset : hi - offset], max_size_bytes)
+        return trim_to_size(self._entries[lo - offset : hi - offset], max_size_bytes)
 
     def snapshot(self) -> Snapshot:
         return self._snapshot

@@ -244,6 +244,50 @@ class Message:
         return self.frm
 
 
+def make_message(
+    type: MessageType,
+    to: NodeId,
+    frm: NodeId,
+    term: int = 0,
+    log_term: int = 0,
+    index: int = 0,
+    entries: tuple[Entry, ...] = (),
+    commit: int = 0,
+    reject: bool = False,
+    reject_hint: int = 0,
+    snapshot: Optional[Snapshot] = None,
+    context: bytes = b"",
+    snap_offset: int = 0,
+    snap_done: bool = False,
+) -> Message:
+    """``Message(...)`` for the core's own hot paths: the same fields, the
+    same result.  Compiled (cpdef in consensus/_types_c.pxd) it is a C call
+    that fills the slots of a bare instance: no argument tuple, keyword
+    parsing or ``__init__`` dispatch (those cost more than the message itself
+    when the core builds one per step).  Users keep calling ``Message``."""
+    if not _COMPILED:
+        return Message(
+            type, to, frm, term, log_term, index, entries, commit, reject, reject_hint, snapshot, context,
+            snap_offset, snap_done,
+        )
+    m = Message.__new__(Message)  # typed Message in the .pxd: the stores below are slot writes
+    m.type = type
+    m.to = to
+    m.frm = frm
+    m.term = term
+    m.log_term = log_term
+    m.index = index
+    m.entries = entries
+    m.commit = commit
+    m.reject = reject
+    m.reject_hint = reject_hint
+    m.snapshot = snapshot
+    m.context = context
+    m.snap_offset = snap_offset
+    m.snap_done = snap_done
+    return m
+
+
 @dataclass(frozen=True, slots=True)
 class ReadState:
     """A ReadIndex answer: once the application has applied up to ``index``,
@@ -333,6 +377,37 @@ class Ready:
         d["messages_after_persist"] = messages_after_persist
         d["read_states"] = read_states
         d["must_sync"] = must_sync
+
+
+def make_ready(
+    soft_state: Optional[SoftState],
+    hard_state: Optional[HardState],
+    entries: tuple[Entry, ...],
+    snapshot: Optional[Snapshot],
+    committed_entries: tuple[Entry, ...],
+    messages: tuple[Message, ...],
+    messages_after_persist: tuple[Message, ...],
+    read_states: tuple[ReadState, ...],
+    must_sync: bool,
+) -> Ready:
+    """``Ready(...)`` with every field given, for ``RaftNode.ready`` (a C call
+    compiled, as ``make_message``)."""
+    if not _COMPILED:
+        return Ready(
+            soft_state, hard_state, entries, snapshot, committed_entries, messages, messages_after_persist,
+            read_states, must_sync,
+        )
+    rd = Ready.__new__(Ready)
+    rd.soft_state = soft_state
+    rd.hard_state = hard_state
+    rd.entries = entries
+    rd.snapshot = snapshot
+    rd.committed_entries = committed_entries
+    rd.messages = messages
+    rd.messages_after_persist = messages_after_persist
+    rd.read_states = read_states
+    rd.must_sync = must_sync
+    return rd
 
 
 class ConfChangeType(enum.IntEnum):

@@ -90,6 +90,12 @@ def test_specific_malformed_messages() -> None:
         Message(MessageType.HEARTBEAT, 2, 1, 0),  # no term
         Message(MessageType.VOTE_RESP, 2, 1, term, snapshot=Snapshot(SnapshotMetadata(1, 1), b"")),
         Message(99, 2, 1, term),  # unknown type  # type: ignore[arg-type]
+        # The core tests message types by identity after _validate: a plain
+        # int with a member's value is refused, as are type-dependent defects.
+        Message(10, 2, 1, term),  # APP's value, not the member  # type: ignore[arg-type]
+        Message(MessageType.HEARTBEAT, 2, 1, term, 0, 0, (Entry(term, 1),)),  # entries on a non-APP
+        Message(MessageType.APP, 2, 1, term, term + 1, 0),  # log_term beyond term
+        Message(MessageType.VOTE, 2, 1, term + 1, term + 2, 0),  # a vote's log_term beyond its term
         Message(MessageType.APP, 2, 1, "1"),  # wrong field type  # type: ignore[arg-type]
         "not a message",  # type: ignore[arg-type]
     ]
