@@ -59,6 +59,9 @@ cdef class Ready:
 cpdef Message make_message(object type, object to, object frm, object term=*, object log_term=*, object index=*,
                            object entries=*, object commit=*, object reject=*, object reject_hint=*,
                            object snapshot=*, object context=*, object snap_offset=*, object snap_done=*)
+cdef inline void _fill_message(Message m, object type, object to, object frm, object term, object log_term,
+                               object index, object entries, object commit, object reject, object reject_hint,
+                               object snapshot, object context, object snap_offset, object snap_done)
 @cython.locals(rd=Ready)
 cpdef Ready make_ready(object soft_state, object hard_state, object entries, object snapshot,
                        object committed_entries, object messages, object messages_after_persist,

@@ -207,20 +207,8 @@ class Message:
     ) -> None:
         if _COMPILED:
             # The compiled class (consensus/_types_c.pxd) has C slots, no __dict__.
-            self.type = type
-            self.to = to
-            self.frm = frm
-            self.term = term
-            self.log_term = log_term
-            self.index = index
-            self.entries = entries
-            self.commit = commit
-            self.reject = reject
-            self.reject_hint = reject_hint
-            self.snapshot = snapshot
-            self.context = context
-            self.snap_offset = snap_offset
-            self.snap_done = snap_done
+            _fill_message(self, type, to, frm, term, log_term, index, entries, commit, reject, reject_hint,
+                          snapshot, context, snap_offset, snap_done)
             return
         d = self.__dict__  # item stores: faster still than one update(**kwargs)
         d["type"] = type
@@ -270,7 +258,21 @@ def make_message(
             type, to, frm, term, log_term, index, entries, commit, reject, reject_hint, snapshot, context,
             snap_offset, snap_done,
         )
-    m = Message.__new__(Message)  # typed Message in the .pxd: the stores below are slot writes
+    m = Message.__new__(Message)
+    _fill_message(m, type, to, frm, term, log_term, index, entries, commit, reject, reject_hint, snapshot, context,
+                  snap_offset, snap_done)
+    return m
+
+
+def _fill_message(
+    m: Message, type: MessageType, to: NodeId, frm: NodeId, term: int, log_term: int, index: int,
+    entries: tuple[Entry, ...], commit: int, reject: bool, reject_hint: int, snapshot: Optional[Snapshot],
+    context: bytes, snap_offset: int, snap_done: bool,
+) -> None:
+    """The compiled Message's slot stores, shared by ``Message.__init__`` and
+    ``make_message`` (an inline C function there; only the compiled class
+    runs it - the pure twin's instances are frozen and filled through
+    ``__dict__``)."""
     m.type = type
     m.to = to
     m.frm = frm
@@ -285,7 +287,6 @@ def make_message(
     m.context = context
     m.snap_offset = snap_offset
     m.snap_done = snap_done
-    return m
 
 
 @dataclass(frozen=True, slots=True)
