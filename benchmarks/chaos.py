@@ -40,12 +40,17 @@ SPEED_CASE = ("3 managers + 4 workers, kv (3 clients, 100 ms think time) + a 4-r
 
 
 def warm_up() -> None:
-    """One short run first: imports, code objects and the first Cython module
-    loads would otherwise be charged to the first measured case."""
+    """Unmeasured runs first: imports, code objects and the first Cython module
+    loads would otherwise be charged to the first measured case, and this VM's
+    CPU runs slower for the first ~0.1 s of busy time (measured 2026-11-27: a
+    120 s run right after a 2 s warm-up took ~1,000x real time, after 0.3 s
+    of busy looping ~1,600x, the same as every later run)."""
     from chaos.runner import run_experiment
 
     experiment = _experiment(1, 2000, 0, random_faults=False).replace(checkers=("raft-safety",))
     run_experiment(experiment, write_png=False)
+    for _ in range(2):
+        run_experiment(_experiment(1, 120_000, 0, random_faults=False).replace(checkers=()), write_png=False)
 
 
 def measure_speed(duration_s: float, safety: bool, repeat: int = 1) -> dict:
