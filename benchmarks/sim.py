@@ -94,6 +94,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="10 simulated seconds per case")
     parser.add_argument("--json", metavar="FILE", help="write results as JSON")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per case, the one with the least CPU time reported (default 3)")
     args = parser.parse_args(argv)
     seconds = 10 if args.quick else args.sim_seconds
     cases = [
@@ -106,8 +108,14 @@ def main(argv: list[str]) -> int:
         (3, 4, args.rate, True, True),
         (3, 0, 10 * args.rate, True, True),
     ]
-    run_case(3, 0, args.rate, 2, False, args.seed)  # warm-up: imports are not charged to case 1
-    results = [run_case(m, w, rate, seconds, checker, args.seed, trace)
+    # Warm-up: imports are not charged to case 1, and this VM's CPU runs
+    # slower for its first ~0.1 s of busy time (see benchmarks/chaos.py).
+    run_case(3, 0, args.rate, 2, False, args.seed)
+    run_case(3, 4, args.rate, seconds, True, args.seed)
+    # Each case is deterministic (same seed, same events): the fastest of
+    # several runs is the one least disturbed by other work on the machine.
+    results = [min((run_case(m, w, rate, seconds, checker, args.seed, trace) for _ in range(max(1, args.repeat))),
+                   key=lambda result: result["cpu_seconds"])
                for m, w, rate, checker, trace in cases]
     print_table(
         f"Simulator speed ({seconds} simulated s per case, tick 100 ms)",
