@@ -35,6 +35,7 @@ reporting the original outcome as unknown rather than re-execute it.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Union
@@ -161,7 +162,10 @@ class _Session:
         # Insertion order is id order for a well-behaved client; retries may
         # arrive out of order, and then an entry lingers until it reaches the
         # front or the bound evicts it - harmless, the bound still holds.
-        self.results: dict[int, KvResult] = {}
+        # An OrderedDict: its oldest entry is found in O(1), where a dict's
+        # first key is found by stepping over every entry deleted before it
+        # (13.5 us per apply once the bound evicts, 0.4 us before).
+        self.results: OrderedDict[int, KvResult] = OrderedDict()
 
 
 class KvStateMachine:
@@ -172,7 +176,7 @@ class KvStateMachine:
         self.clients_max = clients_max
         self.results_per_client_max = results_per_client_max
         self.data: dict[Key, Value] = {}
-        self._sessions: dict[int, _Session] = {}
+        self._sessions: OrderedDict[int, _Session] = OrderedDict()  # least recently used first
         self.applied_commands = 0
 
     # ---- reads that do not go through the log (ReadIndex path) -------------
@@ -233,12 +237,10 @@ class KvStateMachine:
             session = _Session(ack_below)
             self._sessions[client_id] = session
             if len(self._sessions) > self.clients_max:
-                # Least recently used first: dict order, refreshed below.
-                del self._sessions[next(iter(self._sessions))]
+                self._sessions.popitem(last=False)
         else:
             # Refresh recency deterministically (same on every replica).
-            del self._sessions[client_id]
-            self._sessions[client_id] = session
+            self._sessions.move_to_end(client_id)
         if ack_below > session.ack_below:
             session.ack_below = ack_below
             results = session.results
@@ -262,8 +264,7 @@ class KvStateMachine:
             result = self._execute(op, key, value, expected)
         session.results[request_id] = result
         if len(session.results) > self.results_per_client_max:
-            evicted = next(iter(session.results))
-            del session.results[evicted]
+            evicted, _ = session.results.popitem(last=False)
             if evicted > session.evicted_max:
                 session.evicted_max = evicted
         return result
@@ -314,7 +315,7 @@ class KvStateMachine:
             if version != 1:
                 raise ValueError(f"unknown kv snapshot version {version}")
             data: dict[Key, Value] = {key: value for key, value in items}
-            restored: dict[int, _Session] = {}
+            restored: OrderedDict[int, _Session] = OrderedDict()
             for client_id, ack_below, evicted_max, results in sessions:
                 session = _Session(ack_below, evicted_max)
                 for rid, status, value in results:
