@@ -109,7 +109,7 @@ class SwarmAdapter:
         if is_leader:
             # Components start once the store has applied the whole log as of now
             # (the new term's no-op included): never act on a stale view.
-            swarm.manager.become_leader(self.now_ticks(ctx.now_us), ctx.raft.log.last_index())
+            swarm.manager.become_leader(self.now_ticks(ctx.now_us), ctx.raft.log.last_index(), ctx.raft.term)
         else:
             swarm.manager.become_follower()
 

@@ -22,7 +22,7 @@ Store (scheduler.store): Store().apply(index, data: bytes) -> ApplyResult(index,
 
 Manager (scheduler.manager.Manager(manager_id, config=ManagerConfig(), seed=0)) - one per manager node:
     apply(index, data) -> ApplyResult         every committed Raft entry, in order, on every manager
-    become_leader(now_ticks, barrier_index)   Raft made us leader; components start once the store has
+    become_leader(now_ticks, barrier_index, term)   Raft made us leader; components start once the store has
                                               applied barrier_index (the leader's last log index)
     become_follower()                         leadership lost: components stop
     note_applied(index)                       the host applied a Raft entry that is not ours (kv, no-op):

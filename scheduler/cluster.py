@@ -34,6 +34,7 @@ class LocalCluster:
         self.log: list[bytes] = []
         self.managers = [Manager(f"m{i + 1}", config, seed=self.rng.getrandbits(32)) for i in range(managers)]
         self.leader_index = 0
+        self.term = 1  # a Raft term stand-in: one per leadership
         self.agents: dict[str, Agent] = {}
         self.alive: dict[str, bool] = {}
         self.observers: list[Callable] = []   # called with every leader ApplyResult
@@ -45,7 +46,7 @@ class LocalCluster:
             self.agents[name] = Agent(name, name, runtime, int(role), resources, node_labels,
                                       heartbeat_period_ticks=config.heartbeat_period_ticks)
             self.alive[name] = True
-        self.leader.become_leader(self.now, 0)
+        self.leader.become_leader(self.now, 0, self.term)
 
     @property
     def leader(self) -> Manager:
@@ -116,7 +117,8 @@ class LocalCluster:
         """Leadership moves (all entries are already applied everywhere here)."""
         self.leader.become_follower()
         self.leader_index = index
-        self.leader.become_leader(self.now, len(self.log))
+        self.term += 1
+        self.leader.become_leader(self.now, len(self.log), self.term)
         for name, agent in self.agents.items():
             # Agents reconnect to the new leader's dispatcher.
             agent.receive(SessionInvalid(name), self.now)

@@ -37,15 +37,23 @@ from scheduler.store import Create, Event, ReportStatus, Update
 _ASSIGNED, _RUNNING, _COMPLETE = TaskState.ASSIGNED, TaskState.RUNNING, TaskState.COMPLETE
 
 
+SESSION_TERM_SHIFT = 32  # session ids: term << 32 | registrations in that term
+
+
 class Dispatcher(Component):
     name = "dispatcher"
     # Tests switch this off to compare with a full expiry scan on every tick.
     skip_idle_expiry_scans = True
 
-    def __init__(self) -> None:
+    def __init__(self, term: int = 0) -> None:
         self.sessions: dict[str, int] = {}           # node id -> session id
         self.last_heartbeat: dict[str, int] = {}     # node id -> tick
-        self.session_counter = 0
+        # Session ids are unique across leaderships: the leader's term in the
+        # high bits. swarmkit draws random ids; ours stay deterministic. With
+        # every leader counting from 1, a new leader's ids repeated a deposed
+        # one's, so the deposed leader's late messages could pass an agent's
+        # session check, and the agent ignored a new leader's lower ids.
+        self.session_counter = term << SESSION_TERM_SHIFT
         self.registrations: dict[str, Register] = {}
         self.reports: dict[str, tuple] = {}          # task id -> (node id, status), latest wins
         self.proposed_reports: dict[str, tuple] = {} # reports in the proposal in flight

@@ -4,7 +4,7 @@ The host (the chaos simulator, the local harness, later the daemon) drives it:
 
 * ``apply(index, data)`` for every committed Raft entry, in order, on every
   manager (returns the store's :class:`ApplyResult`);
-* ``become_leader(now_ticks, barrier_index)`` / ``become_follower()`` when
+* ``become_leader(now_ticks, barrier_index, term)`` / ``become_follower()`` when
   Raft leadership changes. Leader components start once the host has applied
   ``barrier_index`` (the last index of the log when leadership was gained),
   so they never act on a stale view (swarmkit waits likewise). A host whose
@@ -119,7 +119,10 @@ class Manager:
                 component.start(self.context)
 
     # ---------------------------------------------------------- leadership
-    def become_leader(self, now_ticks: int, barrier_index: int = 0) -> None:
+    def become_leader(self, now_ticks: int, barrier_index: int = 0, term: int = 0) -> None:
+        """``term``: the Raft term of this leadership (any number that grows
+        with each leadership will do); it keeps agent session ids unique
+        across leaders (see Dispatcher)."""
         if self.is_leader:
             return
         self.is_leader = True
@@ -127,7 +130,7 @@ class Manager:
         self.barrier_index = barrier_index
         self.leader_since_tick = now_ticks
         self.context.now_ticks = now_ticks
-        self.dispatcher = Dispatcher()
+        self.dispatcher = Dispatcher(term)
         self.components = [self.dispatcher, Orchestrator(), Allocator(), Scheduler(), Updater(),
                            ConstraintEnforcer(), TaskReaper()]
         if self.config.rebalance_on_node_join:

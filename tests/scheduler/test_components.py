@@ -161,3 +161,27 @@ def test_manager_survives_garbage_and_lost_proposals() -> None:
     assert manager.stats["proposal_timeouts"] == 1
     assert again                                               # resynchronised and proposed again
     assert manager.apply(4, again[0]).ok
+
+
+def test_agent_session_ids_are_unique_across_leaderships() -> None:
+    """A new leader's session ids are above every id an older leader issued
+    (the term sits in the high bits), so an agent that held an old session
+    takes the new leader's RegisterAck, and a deposed leader's late messages
+    never carry a live session id."""
+    from scheduler.runtime import SimulatedRuntime
+
+    register = Register("w1", "w1")
+    acks = []
+    for term, registrations in ((3, 5), (4, 1)):
+        manager = Manager("m1", ManagerConfig(), seed=1)
+        manager.become_leader(0, 0, term)
+        for _ in range(registrations):
+            manager.handle_agent_message(register, 0)
+        acks.append([message for _, message in manager.take_agent_messages() if isinstance(message, RegisterAck)])
+    old_ids = [ack.session_id for ack in acks[0]]
+    new_id = acks[1][0].session_id
+    assert len(set(old_ids)) == 5 and new_id > max(old_ids)
+    agent = Agent("w1", "w1", SimulatedRuntime(random.Random(1)), 0, heartbeat_period_ticks=10)
+    agent.receive(acks[0][-1], 0)
+    agent.receive(acks[1][0], 1)
+    assert agent.session_id == new_id
