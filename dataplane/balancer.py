@@ -229,6 +229,17 @@ def _build_index(entries: dict[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
     return keys, values, bits
 
 
+def _check_verdicts(verdicts: object) -> None:
+    if (
+        type(verdicts) is not np.ndarray
+        or verdicts.dtype != _UINT8
+        or verdicts.ndim != 1
+        or not verdicts.flags.c_contiguous
+        or not verdicts.flags.writeable
+    ):
+        raise BalancerError("verdicts must be a writable 1-D uint8 numpy array")
+
+
 class Balancer:
     """Several VIP services over one connection table; see the module docstring."""
 
@@ -486,22 +497,23 @@ class Balancer:
         if verdicts is None:
             verdicts = np.zeros(count, dtype=np.uint8)
         elif verdicts is not self._checked_verdicts:
-            if (
-                type(verdicts) is not np.ndarray
-                or verdicts.dtype != _UINT8
-                or verdicts.ndim != 1
-                or not verdicts.flags.c_contiguous
-                or not verdicts.flags.writeable
-            ):
-                raise BalancerError("verdicts must be a writable 1-D uint8 numpy array")
+            _check_verdicts(verdicts)
             self._checked_verdicts = verdicts
         size = len(verdicts)
         if size < count:
             raise BalancerError(f"verdicts has {size} slots, the batch {count} packets")
         if count:
-            self._kernel.process(
-                batch.buffer, batch.offsets, batch.lengths, count, verdicts, now_ns
-            )
+            try:
+                self._kernel.process(
+                    batch.buffer, batch.offsets, batch.lengths, count, verdicts, now_ns
+                )
+            except ValueError:
+                # The array passed the checks when first seen and was changed
+                # since (made read-only, reshaped in place): both kernels refuse
+                # it before touching a packet.  Say so in the typed error.
+                self._checked_verdicts = None
+                _check_verdicts(verdicts)
+                raise
         return verdicts if size == count else verdicts[:count]
 
     def sweep(self, now_ns: int) -> int:

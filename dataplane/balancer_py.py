@@ -178,6 +178,10 @@ class Kernel:
         """Balance the first ``count`` frames in place; one verdict per frame."""
         if count < 0 or count > len(offsets) or count > len(lengths) or count > len(verdicts):
             raise ValueError(f"process: count {count} outside the batch arrays")
+        if isinstance(verdicts, np.ndarray) and (verdicts.ndim != 1 or not verdicts.flags.writeable):
+            # What the compiled kernel's typed view refuses, refused before any
+            # packet is counted (as there).
+            raise ValueError("process: verdicts must be a writable 1-D array")
         counters = self.counters
         for packet in range(count):
             counters[C_PACKETS] += 1

@@ -141,6 +141,17 @@ def test_process_checks_the_verdict_array(implementation: str) -> None:
     with pytest.raises(BalancerError):  # the array it accepted, now too short for a batch
         balancer.process(PacketBatch.from_frames(frames * 3), 3, verdicts)
     assert balancer.counters["packets"] == 6
+    # An array checked once and changed in place later is still refused with
+    # the typed error, before any packet is counted.
+    verdicts.flags.writeable = False
+    with pytest.raises(BalancerError):
+        balancer.process(batch, 3, verdicts)
+    reshaped = np.zeros(8, dtype=np.uint8)
+    balancer.process(batch, 3, reshaped)
+    reshaped.shape = (8, 1)
+    with pytest.raises(BalancerError):
+        balancer.process(batch, 4, reshaped)
+    assert balancer.counters["packets"] == 9
 
 
 def test_kernel_takes_other_buffers_like_numpy_arrays() -> None:
