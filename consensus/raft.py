@@ -392,7 +392,7 @@ class RaftNode:
         # core only sends MessageType members (its own, or a validated peer's
         # when forwarding); a test checks the two agree for every type.
         t = message.type
-        if t is _APP_RESP or t is _HEARTBEAT_RESP or t is _VOTE_RESP or t is _VOTE:
+        if t is _APP_RESP or t is _VOTE_RESP or t is _VOTE:
             self.msgs_after_persist.append(message)
         else:
             self.msgs.append(message)
