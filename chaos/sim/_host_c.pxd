@@ -33,6 +33,7 @@ cdef class _PausableHost:
 
     cpdef _handle_packet(self, src, items)
     cpdef receive(self, src, items)
+    cdef bint _admits(self, src, items)
     cpdef _hold(self, src, items)
     cpdef pause(self)
     cpdef resume(self)

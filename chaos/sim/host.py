@@ -49,18 +49,24 @@ class _PausableHost:
 
     def receive(self, src: int, items: Sequence[Any]) -> None:
         """A packet from ``src`` arrives (the simulation's delivery event)."""
+        if self._admits(src, items):
+            self._handle_packet(src, items)
+
+    def _admits(self, src: int, items: Sequence[Any]) -> bool:
+        """Whether an arriving packet is handled now: not when its link was
+        cut while it was in flight or the host is down; a paused host holds it."""
         sim = self.sim
         blocked = sim.network.blocked
         if blocked and (src, self.node_id) in blocked:
-            return  # cut while in flight
+            return False  # cut while in flight
         if sim._trace_on:
             sim.trace.append((sim.now_us, "recv", src, self.node_id))
         if not self.alive:
-            return
+            return False
         if self.paused:
             self._hold(src, items)
-            return
-        self._handle_packet(src, items)
+            return False
+        return True
 
     def _hold(self, src: int, items: Sequence[Any]) -> None:
         if len(self.inbox) < PAUSED_INBOX_PACKETS_MAX:
@@ -209,16 +215,7 @@ class ManagerHost(_PausableHost):
     def receive(self, src: int, items: Sequence[Any]) -> None:
         # The base class's receive with the common packet (one Raft message)
         # handled inline: this runs for nearly every simulated event.
-        sim = self.sim
-        blocked = sim.network.blocked
-        if blocked and (src, self.node_id) in blocked:
-            return  # cut while in flight
-        if sim._trace_on:
-            sim.trace.append((sim.now_us, "recv", src, self.node_id))
-        if not self.alive:
-            return
-        if self.paused:
-            self._hold(src, items)
+        if not self._admits(src, items):
             return
         if len(items) == 1 and type(items[0]) is Message:
             try:
