@@ -290,12 +290,8 @@ class ManagerHost(_PausableHost):
                 self.app.on_leader_change(self, self.leader_id)
                 if not self.alive:
                     return
-            messages = rd.messages
-            if messages:
-                if len(messages) == 1:
-                    sim._send_packet(self.node_id, messages[0].to, messages)
-                else:
-                    self._send_messages(messages)
+            if rd.messages:
+                self._send_messages(rd.messages)
             if rd.must_sync:
                 self.disk.write(rd.snapshot, rd.entries, rd.hard_state)
                 latency = self.fsync_latency_us
@@ -351,12 +347,8 @@ class ManagerHost(_PausableHost):
         app = self.app
         assert raft is not None and app is not None
         sim = self.sim
-        after = rd.messages_after_persist
-        if after:
-            if len(after) == 1:
-                sim._send_packet(self.node_id, after[0].to, after)
-            else:
-                self._send_messages(after)
+        if rd.messages_after_persist:
+            self._send_messages(rd.messages_after_persist)
         if rd.snapshot is not None:
             app.restore(rd.snapshot.data)
             self.snapshot_index = rd.snapshot.metadata.index
